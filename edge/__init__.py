@@ -1,0 +1,1 @@
+"""Edge gateway: sources → edge processing → durable spool → MQTT (QoS 1)."""

@@ -1,0 +1,1 @@
+"""Ingest service: MQTT → validate → batch → InfluxDB, acknowledging only what is durable."""

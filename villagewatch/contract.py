@@ -1,0 +1,344 @@
+"""Wire contract v1: topics, telemetry payload, metric registry.
+
+This module is the single owner of everything that crosses the broker. Edge, ingest, alerts,
+dashboards, reports and device tools import names from here instead of repeating strings.
+The human-readable description lives in docs/protocol.md; a test checks the two agree.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import msgspec
+
+VERSION = "v1"
+TOPIC_ROOT = f"vw/{VERSION}"
+ID_PATTERN = r"[a-z0-9][a-z0-9_-]{0,63}"
+ID_RE = re.compile(rf"^{ID_PATTERN}$")
+
+MAX_PAYLOAD_BYTES = 64 * 1024
+MAX_FUTURE_MS = 5 * 60 * 1000
+MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
+
+# Reserved topic segments start with "_" so they can never clash with an id.
+GATEWAY_SEGMENT = "_gw"
+ALERTS_SEGMENT = "_alerts"
+COMMANDS_SEGMENT = "_cmd"
+
+TELEMETRY_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/telemetry"
+STATION_STATUS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/status"
+GATEWAY_STATUS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/{GATEWAY_SEGMENT}/+/status"
+ALERTS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/{ALERTS_SEGMENT}/+"
+
+# InfluxDB storage schema (docs/protocol.md, "Storage").
+MEASUREMENT_TELEMETRY = "telemetry"
+MEASUREMENT_STATION_STATUS = "station_status"
+MEASUREMENT_GATEWAY_STATUS = "gateway_status"
+MEASUREMENT_ALERTS = "alerts"
+FIELD_SEQ = "seq"
+FIELD_FLAGS = "flags"
+
+QUALITY_FLAGS = ("spike", "flatline", "calibration_expired", "aggregated", "suspect")
+
+
+def valid_id(value: str) -> bool:
+    return isinstance(value, str) and bool(ID_RE.match(value))
+
+
+def _check_id(value: str, what: str) -> str:
+    if not valid_id(value):
+        raise ValueError(f"{what} {value!r} does not match {ID_PATTERN}")
+    return value
+
+
+def telemetry_topic(commune: str, station: str) -> str:
+    return f"{TOPIC_ROOT}/{_check_id(commune, 'commune')}/{_check_id(station, 'station')}/telemetry"
+
+
+def station_status_topic(commune: str, station: str) -> str:
+    return f"{TOPIC_ROOT}/{_check_id(commune, 'commune')}/{_check_id(station, 'station')}/status"
+
+
+def gateway_status_topic(commune: str, gateway: str) -> str:
+    return f"{TOPIC_ROOT}/{_check_id(commune, 'commune')}/{GATEWAY_SEGMENT}/{_check_id(gateway, 'gateway')}/status"
+
+
+def alerts_topic(commune: str, station: str) -> str:
+    return f"{TOPIC_ROOT}/{_check_id(commune, 'commune')}/{ALERTS_SEGMENT}/{_check_id(station, 'station')}"
+
+
+def station_command_topic(commune: str, station: str) -> str:
+    return f"{TOPIC_ROOT}/{_check_id(commune, 'commune')}/{_check_id(station, 'station')}/{COMMANDS_SEGMENT}"
+
+
+def gateway_command_topic(commune: str, gateway: str) -> str:
+    return f"{TOPIC_ROOT}/{_check_id(commune, 'commune')}/{GATEWAY_SEGMENT}/{_check_id(gateway, 'gateway')}/{COMMANDS_SEGMENT}"
+
+
+def shared_subscription(group: str, topic: str) -> str:
+    """MQTT v5 shared subscription: workers in one group split the messages of ``topic``."""
+    return f"$share/{_check_id(group, 'share group')}/{topic}"
+
+
+@dataclass(frozen=True, slots=True)
+class TopicInfo:
+    kind: str  # "telemetry" | "station_status" | "gateway_status" | "alert"
+    commune: str
+    station: str | None = None
+    gateway: str | None = None
+
+
+class TopicError(ValueError):
+    pass
+
+
+def parse_topic(topic: str) -> TopicInfo:
+    """Classify a topic of the contract; raise TopicError naming what is wrong."""
+    parts = topic.split("/")
+    if len(parts) < 5 or parts[0] != "vw" or parts[1] != VERSION:
+        raise TopicError(f"topic {topic!r} is not under {TOPIC_ROOT}/")
+    commune = parts[2]
+    if not valid_id(commune):
+        raise TopicError(f"commune id {commune!r} in topic does not match {ID_PATTERN}")
+    rest = parts[3:]
+    if len(rest) == 2 and rest[1] in ("telemetry", "status"):
+        if not valid_id(rest[0]):
+            raise TopicError(f"station id {rest[0]!r} in topic does not match {ID_PATTERN}")
+        kind = "telemetry" if rest[1] == "telemetry" else "station_status"
+        return TopicInfo(kind, commune, station=rest[0])
+    if len(rest) == 3 and rest[0] == GATEWAY_SEGMENT and rest[2] == "status":
+        if not valid_id(rest[1]):
+            raise TopicError(f"gateway id {rest[1]!r} in topic does not match {ID_PATTERN}")
+        return TopicInfo("gateway_status", commune, gateway=rest[1])
+    if len(rest) == 2 and rest[0] == ALERTS_SEGMENT and valid_id(rest[1]):
+        return TopicInfo("alert", commune, station=rest[1])
+    raise TopicError(f"topic {topic!r} matches no topic of the contract")
+
+
+# --------------------------------------------------------------------------- metric registry
+
+
+@dataclass(frozen=True, slots=True)
+class Metric:
+    name: str
+    unit: str
+    lo: float  # valid physical range of the sensor, not a regulatory limit
+    hi: float
+    label_vi: str
+    label_en: str
+    decimals: int = 2
+
+    def in_range(self, value: float) -> bool:
+        return self.lo <= value <= self.hi
+
+    def label(self, lang: str = "vi") -> str:
+        return self.label_vi if lang == "vi" else self.label_en
+
+
+def _m(name: str, unit: str, lo: float, hi: float, vi: str, en: str, decimals: int = 2) -> Metric:
+    return Metric(name, unit, lo, hi, vi, en, decimals)
+
+
+METRICS: dict[str, Metric] = {
+    m.name: m
+    for m in (
+        _m("ph", "", 0, 14, "pH", "pH"),
+        _m("do", "mg/L", 0, 25, "Oxy hòa tan (DO)", "Dissolved oxygen (DO)"),
+        _m("temp", "°C", -5, 60, "Nhiệt độ nước", "Water temperature", 1),
+        _m("turbidity", "NTU", 0, 4000, "Độ đục", "Turbidity", 1),
+        _m("ec", "µS/cm", 0, 200_000, "Độ dẫn điện (EC)", "Electrical conductivity (EC)", 0),
+        _m("salinity", "‰", 0, 70, "Độ mặn", "Salinity"),
+        _m("chlorine", "mg/L", 0, 20, "Clo dư tự do", "Free residual chlorine"),
+        _m("nh4", "mg/L", 0, 500, "Amoni (NH4+ tính theo N)", "Ammonium (NH4+ as N)"),
+        _m("cod", "mg/L", 0, 10_000, "COD", "COD", 1),
+        _m("bod5", "mg/L", 0, 5_000, "BOD5", "BOD5", 1),
+        _m("tss", "mg/L", 0, 10_000, "Tổng chất rắn lơ lửng (TSS)", "Total suspended solids (TSS)", 1),
+        _m("pm25", "µg/m³", 0, 2_000, "Bụi mịn PM2.5", "PM2.5", 1),
+        _m("pm10", "µg/m³", 0, 3_000, "Bụi PM10", "PM10", 1),
+        _m("air_temp", "°C", -20, 60, "Nhiệt độ không khí", "Air temperature", 1),
+        _m("humidity", "%", 0, 100, "Độ ẩm", "Relative humidity", 0),
+        _m("rain", "mm", 0, 500, "Lượng mưa", "Rainfall", 1),
+        _m("wind", "m/s", 0, 75, "Tốc độ gió", "Wind speed", 1),
+        _m("noise", "dBA", 20, 140, "Tiếng ồn", "Noise", 1),
+        _m("level", "m", -10, 30, "Mực nước", "Water level"),
+        _m("fill", "%", 0, 100, "Mức đầy thùng rác", "Bin fill level", 0),
+        _m("bin_temp", "°C", -20, 150, "Nhiệt độ thùng rác", "Bin temperature", 1),
+        _m("battery", "V", 0, 60, "Điện áp pin", "Battery voltage"),
+        _m("rssi", "dBm", -150, 0, "Cường độ tín hiệu", "Signal strength (RSSI)", 0),
+    )
+}
+
+
+# --------------------------------------------------------------------------- payloads
+
+
+class _TelemetryWire(msgspec.Struct, forbid_unknown_fields=False):
+    ts: int | str | None = None
+    seq: int | None = None
+    metrics: dict[str, Any] | None = None
+    gw: str | None = None
+    flags: dict[str, list[str]] | None = None
+
+
+_decoder = msgspec.json.Decoder(_TelemetryWire)
+_encoder = msgspec.json.Encoder()
+
+
+@dataclass(slots=True)
+class Reading:
+    """One station's readings at one instant, as carried by a telemetry message."""
+
+    commune: str
+    station: str
+    ts_ms: int
+    seq: int
+    metrics: dict[str, float]
+    gw: str | None = None
+    flags: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def topic(self) -> str:
+        return telemetry_topic(self.commune, self.station)
+
+    def to_payload(self) -> bytes:
+        body: dict[str, Any] = {"ts": self.ts_ms, "seq": self.seq, "metrics": self.metrics}
+        if self.gw:
+            body["gw"] = self.gw
+        if self.flags:
+            body["flags"] = self.flags
+        return _encoder.encode(body)
+
+
+# Rejection reasons (docs/protocol.md lists them with their meaning). Stable strings: the
+# dead-letter store and /metrics use them as keys.
+R_TOO_LARGE = "payload_too_large"
+R_BAD_UTF8 = "bad_utf8"
+R_BAD_JSON = "bad_json"
+R_BAD_TYPE = "bad_type"
+R_NON_FINITE = "non_finite"
+R_UNKNOWN_METRIC = "unknown_metric"
+R_OUT_OF_RANGE = "out_of_range"
+R_TS_MISSING = "ts_missing"
+R_TS_FUTURE = "ts_future"
+R_TS_TOO_OLD = "ts_too_old"
+R_BAD_TOPIC = "bad_topic"
+R_NO_METRICS = "no_metrics"
+R_DB_REJECTED = "db_rejected"
+
+REJECTION_REASONS = (
+    R_TOO_LARGE, R_BAD_UTF8, R_BAD_JSON, R_BAD_TYPE, R_NON_FINITE, R_UNKNOWN_METRIC,
+    R_OUT_OF_RANGE, R_TS_MISSING, R_TS_FUTURE, R_TS_TOO_OLD, R_BAD_TOPIC, R_NO_METRICS,
+    R_DB_REJECTED,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    reason: str
+    detail: str
+    metric: str | None = None
+
+
+@dataclass(slots=True)
+class Decoded:
+    """Result of decoding one telemetry message: the good part and the reasons for the rest."""
+
+    reading: Reading | None
+    rejections: list[Rejection]
+
+
+def parse_ts(value: Any) -> int:
+    """``ts`` as integer ms since the epoch; accepts int ms or RFC 3339 with an offset."""
+    if isinstance(value, bool):
+        raise ValueError("ts must be integer milliseconds or an RFC 3339 string, not a boolean")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise ValueError(f"ts {value!r} is not an RFC 3339 timestamp") from exc
+        if dt.tzinfo is None:
+            raise ValueError(f"ts {value!r} has no UTC offset")
+        return int(round(dt.timestamp() * 1000))
+    raise ValueError(f"ts must be integer milliseconds or an RFC 3339 string, got {type(value).__name__}")
+
+
+def decode_telemetry(commune: str, station: str, payload: bytes, now_ms: int) -> Decoded:
+    """Validate one telemetry payload. Never raises on bad input: reasons come back as data."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        return Decoded(None, [Rejection(R_TOO_LARGE, f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")])
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Decoded(None, [Rejection(R_BAD_UTF8, f"invalid UTF-8 at byte {exc.start}")])
+    try:
+        wire = _decoder.decode(payload)
+    except msgspec.ValidationError as exc:
+        return Decoded(None, [Rejection(R_BAD_TYPE, str(exc))])
+    except msgspec.DecodeError as exc:
+        return Decoded(None, [Rejection(R_BAD_JSON, str(exc))])
+    if wire.ts is None:
+        return Decoded(None, [Rejection(R_TS_MISSING, "field `ts` is missing")])
+    try:
+        ts_ms = parse_ts(wire.ts)
+    except ValueError as exc:
+        return Decoded(None, [Rejection(R_BAD_TYPE, str(exc))])
+    if ts_ms > now_ms + MAX_FUTURE_MS:
+        return Decoded(None, [Rejection(R_TS_FUTURE, f"ts {ts_ms} is {(ts_ms - now_ms) / 1000:.0f} s in the future")])
+    if ts_ms < MIN_TS_MS:
+        return Decoded(None, [Rejection(R_TS_TOO_OLD, f"ts {ts_ms} is before 2000-01-01")])
+    if wire.seq is None or wire.seq < 0:
+        return Decoded(None, [Rejection(R_BAD_TYPE, "field `seq` must be an integer >= 0")])
+    if not wire.metrics:
+        return Decoded(None, [Rejection(R_NO_METRICS, "field `metrics` is missing or empty")])
+    if wire.gw is not None and not valid_id(wire.gw):
+        return Decoded(None, [Rejection(R_BAD_TYPE, f"field `gw` {wire.gw!r} is not a valid id")])
+    good: dict[str, float] = {}
+    rejections: list[Rejection] = []
+    for name, value in wire.metrics.items():
+        metric = METRICS.get(name)
+        if metric is None:
+            rejections.append(Rejection(R_UNKNOWN_METRIC, f"metric {name!r} is not in the registry", name))
+        elif type(value) not in (int, float):
+            rejections.append(Rejection(R_BAD_TYPE, f"metric {name!r} must be a number, got {type(value).__name__}", name))
+        elif not math.isfinite(value):
+            rejections.append(Rejection(R_NON_FINITE, f"metric {name!r} is {value}", name))
+        elif not metric.in_range(value):
+            rejections.append(Rejection(
+                R_OUT_OF_RANGE, f"metric {name!r} = {value} outside {metric.lo}..{metric.hi} {metric.unit}", name))
+        else:
+            good[name] = float(value)
+    if not good:
+        return Decoded(None, rejections)
+    flags = {k: v for k, v in (wire.flags or {}).items() if k in good}
+    return Decoded(Reading(commune, station, ts_ms, wire.seq, good, wire.gw, flags), rejections)
+
+
+def decode_status(payload: bytes) -> dict[str, Any]:
+    """Decode a station or gateway status payload; raises ValueError with a readable reason."""
+    if len(payload) > MAX_PAYLOAD_BYTES:
+        raise ValueError(f"status payload of {len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    try:
+        body = msgspec.json.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"status is not JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise ValueError("status must be a JSON object")
+    if not isinstance(body.get("online"), bool):
+        raise ValueError("status field `online` must be true or false")
+    if "ts" not in body:
+        raise ValueError("status field `ts` is missing")
+    body["ts"] = parse_ts(body["ts"])
+    return body
+
+
+def encode_json(body: Any) -> bytes:
+    return _encoder.encode(body)
