@@ -1,0 +1,1 @@
+"""Simulated source: realistic signals for demos, tests and benchmarks."""
