@@ -12,7 +12,16 @@ from typing import Any
 
 from villagewatch import contract
 from villagewatch.schema import (
-    Any_, ConfigError, Ctx, Key, ListOf, Map, Num, OneOf, Str, load_yaml,
+    Any_,
+    ConfigError,
+    Ctx,
+    Key,
+    ListOf,
+    Map,
+    Num,
+    OneOf,
+    Str,
+    load_yaml,
 )
 
 # Station kinds. Each kind has a simulator model and dashboard/rule defaults.
