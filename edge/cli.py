@@ -1,10 +1,85 @@
-"""CLI for the edge gateway."""
+"""CLI for the edge gateway: ``villagewatch edge --site FILE --gateway ID``."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import logging
+import signal
+from pathlib import Path
+
+log = logging.getLogger("edge")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("edge", help="run one edge gateway of a site")
-    p.set_defaults(_parser=p)
+    p = sub.add_parser(
+        "edge", help="run one edge gateway of a site / chạy một cổng kết nối",
+        description="Chạy cổng kết nối biên: đọc cảm biến, lưu đệm trên đĩa, gửi lên MQTT.\n"
+                    "Run one edge gateway: read its stations' sensors, spool to disk, publish over MQTT (QoS 1).\n"
+                    "Broker: VW_MQTT_URL (mqtt:// or mqtts://user:pass@host:port).",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--site", required=True, help="site file (sites/<commune>.yaml)")
+    p.add_argument("--gateway", required=True, help="gateway id in the site file")
+    p.add_argument("--config", help="settings YAML (see villagewatch/config.py)")
+    p.add_argument("--data-dir", help="spool and status folder (default var/edge/<gateway>)")
+    p.add_argument("--failover", action="append", default=[], metavar="URL",
+                   help="another broker to try when the first is unreachable (repeatable)")
+    p.add_argument("--ca-file", help="CA certificate for mqtts://")
+    p.add_argument("--cert-file", help="client certificate (mutual TLS)")
+    p.add_argument("--key-file", help="client private key (mutual TLS)")
+    p.add_argument("--budget-mb", type=float, default=256, help="spool disk budget; oldest dropped beyond (256)")
+    p.add_argument("--sync", choices=("full", "normal"), default="full",
+                   help="full: fsync every commit, survives power loss (default); normal: survives crashes only")
+    p.add_argument("--window", type=int, default=500, help="QoS 1 messages in flight (500)")
+    p.add_argument("--replay-rate", type=float, default=5000, help="backlog messages/s after an outage (5000)")
+    p.add_argument("--status-interval", type=float, default=10, help="seconds between gateway status (10)")
+    p.add_argument("--speed", type=float, default=1.0,
+                   help="poll stations this many times faster than their interval_s (demo)")
+    p.add_argument("--seed", type=int, default=0, help="simulated source seed")
+    p.add_argument("--check", action="store_true", help="validate the site and sources, then exit")
+    p.set_defaults(func=run, _parser=p)
+
+
+def run(args: argparse.Namespace) -> int:
+    from edge.gateway import Gateway, GatewayOptions
+    from villagewatch.cli import UserError
+    from villagewatch.config import MqttUrl, load_settings
+    from villagewatch.sites import load_site
+
+    settings = load_settings(args.config, mqtt_ca_file=args.ca_file, mqtt_cert_file=args.cert_file,
+                             mqtt_key_file=args.key_file)
+    site = load_site(args.site)
+    if args.speed <= 0 or args.window < 1 or args.replay_rate <= 0 or args.budget_mb <= 0:
+        raise UserError("--speed, --window, --replay-rate and --budget-mb must be positive",
+                        hint="ví dụ / e.g. --speed 10 --budget-mb 64")
+    for f in (settings.mqtt_ca_file, settings.mqtt_cert_file, settings.mqtt_key_file):
+        if f and not Path(f).is_file():
+            raise UserError(f"không tìm thấy tệp / file not found: {f}", hint="check --ca-file/--cert-file/--key-file")
+    brokers = [settings.mqtt] + [MqttUrl.parse(u, "--failover") for u in args.failover]
+    failover_cfg = settings.extra.get("mqtt_failover") or []
+    brokers += [MqttUrl.parse(str(u), "mqtt_failover") for u in failover_cfg]
+    data_dir = Path(args.data_dir) if args.data_dir else settings.data_path / "edge" / args.gateway
+    opts = GatewayOptions(
+        brokers=brokers, data_dir=data_dir, budget_bytes=int(args.budget_mb * 2**20), sync=args.sync,
+        window=args.window, replay_rate=args.replay_rate, status_interval_s=args.status_interval,
+        speed=args.speed, seed=args.seed, ca_file=settings.mqtt_ca_file, cert_file=settings.mqtt_cert_file,
+        key_file=settings.mqtt_key_file, extra=settings.extra)
+    gateway = Gateway(site, args.gateway, opts)
+    if args.check:
+        for s in gateway.sources:
+            print(f"{s.name}: {', '.join(b.station.id for b in s.bound)}")
+        print(f"OK — {len(gateway.stations)} trạm / stations, spool {data_dir}")
+        gateway.spool.close()
+        return 0
+    log.info("gateway %s: %d stations, %d sources, broker %s, spool %s (%d queued)", args.gateway,
+             len(gateway.stations), len(gateway.sources), brokers[0].redacted(), data_dir, gateway.spool.depth)
+    asyncio.run(_main(gateway))
+    return 0
+
+
+async def _main(gateway) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await gateway.run(stop)

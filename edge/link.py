@@ -1,0 +1,135 @@
+"""The gateway's MQTT link: paho-mqtt in its own network thread, QoS 1, LWT, failover, TLS.
+
+paho runs ``loop_start()`` (its own thread) and reconnects by itself; after a reconnect it re-sends
+the QoS 1 messages still waiting for PUBACK. The gateway's event loop only calls ``publish`` and
+reads ``acks`` (mids whose PUBACK arrived), so the spool is touched by one thread only.
+
+Failover: after ``failover_after`` failed attempts on a broker, the next URL of the list is tried
+(round robin). All brokers share one TLS setting (CA file, client certificate).
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import ssl
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from villagewatch.config import MqttUrl
+
+log = logging.getLogger("edge.link")
+
+
+class Link:
+    def __init__(self, brokers: list[MqttUrl], client_id: str, will_topic: str, will_payload: bytes,
+                 window: int = 500, ca_file: str | None = None, cert_file: str | None = None,
+                 key_file: str | None = None, reconnect_max_s: int = 5, failover_after: int = 3,
+                 keepalive: int = 30):
+        if not brokers:
+            raise ValueError("at least one broker URL is needed")
+        self.brokers = brokers
+        self.current = 0
+        self.failover_after = failover_after
+        self.keepalive = keepalive
+        self.acks: collections.deque[int] = collections.deque()
+        self.connected = threading.Event()
+        self.generation = 0  # +1 on every successful connect: the gateway resets its lanes on change
+        self.connects = 0
+        self.disconnects = 0
+        self.failed_attempts = 0
+        self.state_since = time.time()
+        self.last_error: str | None = None
+        self.on_connected: list = []  # callables run in paho's thread right after CONNACK
+
+        c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
+                        clean_session=True, protocol=mqtt.MQTTv311)
+        c.max_inflight_messages_set(window)
+        c.max_queued_messages_set(0)
+        c.reconnect_delay_set(1, reconnect_max_s)
+        c.will_set(will_topic, will_payload, qos=1, retain=True)
+        first = brokers[0]
+        if any(b.tls for b in brokers) or ca_file:
+            ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
+            if cert_file:
+                ctx.load_cert_chain(cert_file, key_file)
+            c.tls_set_context(ctx)
+        if first.username:
+            c.username_pw_set(first.username, first.password)
+        c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_connect_fail = self._on_connect_fail
+        c.on_publish = self._on_publish
+        self.client = c
+
+    @property
+    def broker(self) -> MqttUrl:
+        return self.brokers[self.current]
+
+    def start(self) -> None:
+        b = self.broker
+        self.client.connect_async(b.host, b.port, self.keepalive)
+        self.client.loop_start()
+
+    def stop(self, final: tuple[str, bytes] | None = None, timeout: float = 5.0) -> None:
+        """Publish ``final`` (topic, payload; retained) if connected, then disconnect cleanly."""
+        if final and self.connected.is_set():
+            info = self.client.publish(final[0], final[1], qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout)
+            except (RuntimeError, ValueError):
+                pass
+        self.client.disconnect()
+        self.client.loop_stop()
+
+    def publish(self, topic: str, payload: bytes, retain: bool = False) -> int:
+        return self.client.publish(topic, payload, qos=1, retain=retain).mid
+
+    # ------------------------------------------------------------------ paho callbacks (paho thread)
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
+        if reason_code.is_failure:
+            self.last_error = f"broker refused: {reason_code}"
+            log.warning("broker %s refused the connection: %s", self.broker.redacted(), reason_code)
+            return
+        self.failed_attempts = 0
+        self.connects += 1
+        self.generation += 1
+        self.state_since = time.time()
+        for fn in self.on_connected:
+            fn()
+        self.connected.set()
+        log.info("connected to %s", self.broker.redacted())
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
+        if self.connected.is_set():
+            self.disconnects += 1
+            self.state_since = time.time()
+            self.last_error = f"disconnected: {reason_code}"
+            log.warning("link to %s lost (%s); readings stay in the spool", self.broker.redacted(), reason_code)
+        self.connected.clear()
+        self._maybe_failover()
+
+    def _on_connect_fail(self, client, userdata) -> None:
+        self.last_error = f"cannot reach {self.broker.redacted()}"
+        self._maybe_failover()
+
+    def _maybe_failover(self) -> None:
+        self.failed_attempts += 1
+        if len(self.brokers) < 2 or self.failed_attempts < self.failover_after:
+            return
+        self.failed_attempts = 0
+        self.current = (self.current + 1) % len(self.brokers)
+        b = self.broker
+        try:
+            self.client.host, self.client.port = b.host, b.port
+            if b.username:
+                self.client.username, self.client.password = b.username, b.password
+        except RuntimeError:  # still connected (cannot happen after a failure): keep the current one
+            return
+        log.warning("failing over to broker %s", b.redacted())
+
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+        self.acks.append(mid)

@@ -1,0 +1,177 @@
+"""Edge processing between a source and the spool (numpy): calibration, quality flags, aggregation.
+
+Configured per station inside its ``source:`` mapping (keys ``calibration``, ``quality``,
+``aggregate``; docs/edge.md). Nothing here drops a value silently: a suspicious value is sent with a
+quality flag from ``contract.QUALITY_FLAGS``; a value outside the metric's physical range is not a
+reading and is counted as a source error by the gateway.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from villagewatch import contract
+from villagewatch.schema import Ctx, Key, ListOf, Map, Num, OneOf
+
+PROCESSING_KEYS = ("calibration", "quality", "aggregate")
+AGG_STATS = ("mean", "min", "max", "last")
+
+
+def _date(value: Any, ctx: Ctx) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value))
+    except ValueError as exc:
+        raise ctx.error(f"{value!r} is not a date (YYYY-MM-DD)") from exc
+
+
+def _point(value: Any, ctx: Ctx) -> tuple[float, float]:
+    if not (isinstance(value, list) and len(value) == 2):
+        raise ctx.error("a calibration point is [raw, reference], e.g. [4.01, 4.00]")
+    return float(Num()(value[0], ctx)), float(Num()(value[1], ctx))
+
+
+def _metric_key(value: Any, ctx: Ctx) -> None:
+    if value not in contract.METRICS:
+        raise ctx.error(f"unknown metric {value!r}", "see the metric registry in docs/protocol.md")
+
+
+CALIBRATION = Map([
+    Key("points", ListOf(_point, min_len=2), doc="[[raw, reference], ...] from the calibration session"),
+    Key("degree", Num(1, 3, integer=True), required=False, default=1),
+    Key("date", _date, doc="day of the calibration"),
+    Key("valid_days", Num(1, 3650, integer=True), required=False, default=180),
+], name="calibration")
+
+QUALITY = Map([
+    Key("spike_window", Num(5, 101, integer=True), required=False, default=9),
+    Key("spike_k", Num(2, 50), required=False, default=6.0, doc="robust z-score above which a value is a spike"),
+    Key("flatline_count", Num(3, 100_000, integer=True), required=False, default=30,
+        doc="identical consecutive values that mean a stuck sensor"),
+], name="quality")
+
+PROCESSING_SCHEMA = Map([
+    Key("calibration", Map([], extra=CALIBRATION, extra_key=_metric_key, name="calibration per metric"),
+        required=False, default=dict),
+    Key("quality", QUALITY, required=False, default=lambda: QUALITY({}, Ctx("<defaults>"))),
+    Key("aggregate", Map([Key("interval_s", Num(1, 86_400))], extra=OneOf(*AGG_STATS), extra_key=_metric_key,
+                         name="aggregation"), required=False),
+], name="processing")
+
+
+@dataclass(frozen=True)
+class Calibration:
+    coefficients: np.ndarray  # numpy.polyfit order: highest power first
+    expires: dt.date
+
+    @classmethod
+    def fit(cls, points: list[tuple[float, float]], degree: int, date: dt.date, valid_days: int) -> Calibration:
+        raw, ref = np.array(points, dtype=float).T
+        degree = min(degree, len(points) - 1)
+        return cls(np.polyfit(raw, ref, degree), date + dt.timedelta(days=valid_days))
+
+    def apply(self, value: float) -> float:
+        return float(np.polyval(self.coefficients, value))
+
+    def expired(self, ts_ms: int) -> bool:
+        return dt.datetime.fromtimestamp(ts_ms / 1000, dt.UTC).date() > self.expires
+
+
+@dataclass
+class _Window:
+    start_ms: int
+    values: dict[str, list[float]] = field(default_factory=dict)
+    flags: dict[str, set[str]] = field(default_factory=dict)
+
+
+class StationProcessor:
+    """State of one station's processing: history for spike/flatline, the open aggregation window."""
+
+    def __init__(self, config: dict[str, Any]):
+        self.calibrations = {m: Calibration.fit(c["points"], c["degree"], c["date"], c["valid_days"])
+                             for m, c in (config.get("calibration") or {}).items()}
+        q = config.get("quality") or QUALITY({}, Ctx("<defaults>"))
+        self.spike_window, self.spike_k, self.flatline_count = q["spike_window"], q["spike_k"], q["flatline_count"]
+        agg = config.get("aggregate")
+        self.agg_interval_ms = int(agg["interval_s"] * 1000) if agg else 0
+        self.agg_stats = {k: v for k, v in (agg or {}).items() if k != "interval_s"}
+        self.history: dict[str, deque[float]] = {}
+        self.same: dict[str, int] = {}
+        self.last: dict[str, float] = {}
+        self.window: _Window | None = None
+
+    def process(self, ts_ms: int, metrics: dict[str, float]) -> list[tuple[int, dict[str, float], dict[str, list[str]]]]:
+        """Calibrated values with flags; with aggregation, the closed windows (usually none or one)."""
+        values: dict[str, float] = {}
+        flags: dict[str, list[str]] = {}
+        for name, raw in metrics.items():
+            value = float(raw)
+            fl: list[str] = []
+            cal = self.calibrations.get(name)
+            if cal is not None:
+                value = cal.apply(value)
+                if cal.expired(ts_ms):
+                    fl.append("calibration_expired")
+            if self._is_spike(name, value):
+                fl.append("spike")
+            if self._is_flatline(name, value):
+                fl.append("flatline")
+            values[name] = value
+            if fl:
+                flags[name] = fl
+        if not self.agg_interval_ms:
+            return [(ts_ms, values, flags)]
+        return self._aggregate(ts_ms, values, flags)
+
+    def _is_spike(self, name: str, value: float) -> bool:
+        hist = self.history.setdefault(name, deque(maxlen=self.spike_window))
+        spike = False
+        if len(hist) >= max(5, self.spike_window // 2):
+            arr = np.fromiter(hist, dtype=float)
+            med = float(np.median(arr))
+            mad = float(np.median(np.abs(arr - med)))
+            # a floor on the scale: a perfectly steady signal must not turn noise into "spikes"
+            scale = max(1.4826 * mad, 1e-3 * max(abs(med), 1.0))
+            spike = abs(value - med) > self.spike_k * scale
+        if not spike:
+            # a spike does not enter the history, so it cannot drag the median
+            hist.append(value)
+        return spike
+
+    def _is_flatline(self, name: str, value: float) -> bool:
+        n = self.same.get(name, 0) + 1 if self.last.get(name) == value else 1
+        self.same[name], self.last[name] = n, value
+        return n >= self.flatline_count
+
+    def _aggregate(self, ts_ms: int, values: dict[str, float], flags: dict[str, list[str]]):
+        start = ts_ms - ts_ms % self.agg_interval_ms
+        out = []
+        if self.window is not None and start != self.window.start_ms:
+            out.append(self.flush())
+        if self.window is None:
+            self.window = _Window(start)
+        for name, v in values.items():
+            self.window.values.setdefault(name, []).append(v)
+            self.window.flags.setdefault(name, set()).update(flags.get(name, ()))
+        return [o for o in out if o is not None]
+
+    def flush(self) -> tuple[int, dict[str, float], dict[str, list[str]]] | None:
+        """Close the open aggregation window. Its reading carries the window's start as ts."""
+        w, self.window = self.window, None
+        if w is None or not w.values:
+            return None
+        values, flags = {}, {}
+        for name, vs in w.values.items():
+            arr = np.array(vs)
+            stat = self.agg_stats.get(name, "mean")
+            values[name] = float({"mean": np.mean, "min": np.min, "max": np.max, "last": lambda a: a[-1]}[stat](arr))
+            flags[name] = sorted(w.flags[name] | {"aggregated"})
+        return w.start_ms, values, flags
