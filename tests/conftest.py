@@ -39,3 +39,84 @@ def eventually(predicate, timeout: float = 30.0, what: str = "condition", interv
 @pytest.fixture
 def site_dir() -> Path:
     return REPO / "sites"
+
+
+class IngestProcess:
+    """`villagewatch ingest` as a real child process (so tests can SIGKILL it)."""
+
+    def __init__(self, stack: LocalStack, data_dir: Path, extra_env: dict | None = None, args: list[str] | None = None):
+        from villagewatch.stack import free_port
+        self.stack, self.data_dir = stack, data_dir
+        self.http_port = free_port()
+        self.env = {**os.environ, **stack.env(), "VW_HTTP_PORT": str(self.http_port),
+                    "VW_SITES": str(REPO / "sites"), **(extra_env or {})}
+        self.args = args or []
+        self.proc = None
+
+    def start(self, wait: bool = True) -> IngestProcess:
+        import subprocess
+        import sys
+        log = open(self.data_dir / "ingest.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "villagewatch.cli", "ingest", "--data-dir",
+                                      str(self.data_dir), *self.args], env=self.env, stdout=log, stderr=log)
+        if wait:
+            eventually(self.healthy_or_dead, 30, "ingest to report healthy")
+            if self.proc.poll() is not None:
+                raise AssertionError(f"ingest exited: {self.log_tail()}")
+        return self
+
+    def health(self) -> dict | None:
+        import json
+        import urllib.error
+        import urllib.request
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=2) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return json.loads(exc.read())
+        except OSError:
+            return None
+
+    def healthy_or_dead(self) -> bool:
+        if self.proc.poll() is not None:
+            return True
+        h = self.health()
+        return bool(h and h.get("broker") and h.get("subscribed"))
+
+    def metrics_text(self) -> str:
+        import urllib.request
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+    def kill(self, sig: int = 9) -> None:
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except Exception:
+                self.proc.kill()
+                self.proc.wait()
+
+    def log_tail(self, n: int = 40) -> str:
+        p = self.data_dir / "ingest.log"
+        return "\n".join(p.read_text(errors="replace").splitlines()[-n:]) if p.exists() else ""
+
+
+@pytest.fixture
+def ingest_factory(stack, tmp_path):
+    started: list[IngestProcess] = []
+
+    def make(extra_env: dict | None = None, args: list[str] | None = None, start: bool = True) -> IngestProcess:
+        d = tmp_path / f"ingest{len(started)}"
+        d.mkdir()
+        proc = IngestProcess(stack, d, extra_env, args)
+        started.append(proc)
+        return proc.start() if start else proc
+
+    yield make
+    for p in started:
+        p.stop()

@@ -127,7 +127,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 if not value.lstrip("-").isdigit():
                     raise ctx.error(f"{value!r} is not a whole number")
                 value = int(value)
-            return int(Num(1, 65_535 if name == "http_port" else None, integer=True)(value, ctx))
+            return int(Num(0 if name == "http_port" else 1, 65_535 if name == "http_port" else None,
+                           integer=True)(value, ctx))
         if kind == "float":
             return float(Num(0)(float(value) if isinstance(value, str) else value, ctx))
         return None if value is None else Str()(str(value), ctx)

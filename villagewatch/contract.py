@@ -7,6 +7,7 @@ The human-readable description lives in docs/protocol.md; a test checks the two 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from dataclasses import dataclass, field
@@ -284,7 +285,13 @@ def decode_telemetry(commune: str, station: str, payload: bytes, now_ms: int) ->
     except msgspec.ValidationError as exc:
         return Decoded(None, [Rejection(R_BAD_TYPE, str(exc))])
     except msgspec.DecodeError as exc:
-        return Decoded(None, [Rejection(R_BAD_JSON, str(exc))])
+        # Strict JSON has no NaN/Infinity, but firmware (and Python's json) emits them. Parse such
+        # payloads leniently so the reason names the metric that is non-finite, not "bad JSON".
+        wire = _lenient_decode(payload)
+        if wire is None:
+            return Decoded(None, [Rejection(R_BAD_JSON, str(exc))])
+        if isinstance(wire, Rejection):
+            return Decoded(None, [wire])
     if wire.ts is None:
         return Decoded(None, [Rejection(R_TS_MISSING, "field `ts` is missing")])
     try:
@@ -320,6 +327,17 @@ def decode_telemetry(commune: str, station: str, payload: bytes, now_ms: int) ->
         return Decoded(None, rejections)
     flags = {k: v for k, v in (wire.flags or {}).items() if k in good}
     return Decoded(Reading(commune, station, ts_ms, wire.seq, good, wire.gw, flags), rejections)
+
+
+def _lenient_decode(payload: bytes) -> _TelemetryWire | Rejection | None:
+    try:
+        body = json.loads(payload)
+    except ValueError:
+        return None
+    try:
+        return msgspec.convert(body, _TelemetryWire)
+    except msgspec.ValidationError as exc:
+        return Rejection(R_BAD_TYPE, str(exc))
 
 
 def decode_status(payload: bytes) -> dict[str, Any]:

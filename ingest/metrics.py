@@ -1,0 +1,78 @@
+"""Ingest self-metrics: counters and histograms, rendered as Prometheus text for ``/metrics``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+BATCH_BUCKETS = (1, 10, 100, 500, 1000, 2500, 5000, 10000)
+
+
+@dataclass
+class Histogram:
+    buckets: tuple[float, ...]
+    counts: list[int] = field(default_factory=list)
+    total: float = 0.0
+    n: int = 0
+
+    def __post_init__(self) -> None:
+        self.counts = [0] * len(self.buckets)
+
+    def observe(self, value: float) -> None:
+        self.n += 1
+        self.total += value
+        for i, edge in enumerate(self.buckets):
+            if value <= edge:
+                self.counts[i] += 1
+
+    def render(self, name: str, help_text: str) -> list[str]:
+        out = [f"# HELP {name} {help_text}", f"# TYPE {name} histogram"]
+        out += [f'{name}_bucket{{le="{edge}"}} {c}' for edge, c in zip(self.buckets, self.counts, strict=True)]
+        out += [f'{name}_bucket{{le="+Inf"}} {self.n}', f"{name}_sum {self.total:.6f}", f"{name}_count {self.n}"]
+        return out
+
+
+@dataclass
+class IngestMetrics:
+    received: int = 0  # MQTT messages handed to the pipeline
+    readings: int = 0  # valid telemetry readings (points) accepted
+    written: int = 0  # points confirmed written to InfluxDB (directly or from the spool)
+    status_points: int = 0
+    rejected: Counter = field(default_factory=Counter)  # by reason (per message part)
+    spooled_points: int = 0
+    write_errors: int = 0
+    acked: int = 0
+    mqtt_connected: bool = False
+    db_up: bool = False
+    spool_batches: int = 0
+    inflight: int = 0
+    write_seconds: Histogram = field(default_factory=lambda: Histogram(WRITE_BUCKETS))
+    batch_points: Histogram = field(default_factory=lambda: Histogram(BATCH_BUCKETS))
+
+    def render(self) -> str:
+        lines: list[str] = []
+
+        def counter(name: str, value: float, help_text: str) -> None:
+            lines.extend([f"# HELP {name} {help_text}", f"# TYPE {name} counter", f"{name} {value}"])
+
+        def gauge(name: str, value: float, help_text: str) -> None:
+            lines.extend([f"# HELP {name} {help_text}", f"# TYPE {name} gauge", f"{name} {value}"])
+
+        counter("vw_ingest_received_total", self.received, "MQTT messages received")
+        counter("vw_ingest_readings_total", self.readings, "valid telemetry readings accepted")
+        counter("vw_ingest_written_points_total", self.written, "points confirmed written to InfluxDB")
+        counter("vw_ingest_status_points_total", self.status_points, "station/gateway status points")
+        counter("vw_ingest_spooled_points_total", self.spooled_points, "points spooled to disk while InfluxDB was unavailable")
+        counter("vw_ingest_write_errors_total", self.write_errors, "failed write attempts (retried)")
+        counter("vw_ingest_acked_total", self.acked, "messages acknowledged to the broker after being made durable")
+        lines += ["# HELP vw_ingest_rejected_total rejected messages or metrics by reason",
+                  "# TYPE vw_ingest_rejected_total counter"]
+        lines += [f'vw_ingest_rejected_total{{reason="{r}"}} {n}' for r, n in sorted(self.rejected.items())]
+        gauge("vw_ingest_mqtt_connected", int(self.mqtt_connected), "1 when connected to the broker")
+        gauge("vw_ingest_db_up", int(self.db_up), "1 when the last write to InfluxDB succeeded")
+        gauge("vw_ingest_spool_batches", self.spool_batches, "batches waiting in the disk spool")
+        gauge("vw_ingest_inflight_messages", self.inflight, "messages received but not yet acknowledged")
+        lines += self.write_seconds.render("vw_ingest_write_seconds", "InfluxDB write latency")
+        lines += self.batch_points.render("vw_ingest_batch_points", "points per write batch")
+        return "\n".join(lines) + "\n"

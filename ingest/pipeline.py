@@ -1,0 +1,293 @@
+"""Validate → batch → write-or-spool, and tell the consumer when each message is durable.
+
+Invariant (docs/protocol.md): a message is acknowledged to the broker only after every part of it
+is durable — its good readings written to InfluxDB or committed to the disk spool, its bad parts
+committed to the dead-letter store. A crash before that means the broker redelivers it, and a
+redelivered reading lands on the same point (same series, same timestamp).
+
+Memory is bounded by: the broker's inflight window (MQTT v5 Receive Maximum), the batch size, and
+the number of concurrent commits. Beyond that, while InfluxDB is down, batches go to the spool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from ingest.metrics import IngestMetrics
+from ingest.stores import DeadLetterStore, WriteSpool
+from ingest.writer import WriteError
+from villagewatch import contract, lineproto
+from villagewatch.sites import SiteIndex
+
+log = logging.getLogger("villagewatch.ingest")
+
+DeadRow = tuple[int, str, bytes, str, str]  # received_ms, topic, payload, reason, detail
+
+
+class Writer:  # protocol of ingest.writer.*
+    async def write(self, body: bytes) -> None: ...
+    async def ping(self) -> bool: ...
+
+
+@dataclass
+class Batch:
+    lines: list[str] = field(default_factory=list)
+    dead: list[DeadRow] = field(default_factory=list)
+    futures: list[asyncio.Future] = field(default_factory=list)
+    started: float = 0.0
+
+
+def status_line(info: contract.TopicInfo, body: dict[str, Any]) -> str:
+    """Status payload → point. Numbers are stored as floats (a field's type must never change)."""
+    fields: dict[str, object] = {}
+    for key, value in body.items():
+        if key == "ts":
+            continue
+        if isinstance(value, dict):  # one level of nesting, e.g. errors: {modbus: 3}
+            for sub, v in value.items():
+                _status_field(fields, f"{key}_{sub}", v)
+        else:
+            _status_field(fields, key, value)
+    if info.kind == "gateway_status":
+        tags = {"commune": info.commune, "gateway": info.gateway or ""}
+        measurement = contract.MEASUREMENT_GATEWAY_STATUS
+    else:
+        tags = {"commune": info.commune, "station": info.station or ""}
+        measurement = contract.MEASUREMENT_STATION_STATUS
+    return lineproto.line(measurement, tags, fields, body["ts"])
+
+
+def _status_field(fields: dict[str, object], key: str, value: object) -> None:
+    if not contract.valid_id(key.lower().replace(".", "_")[:64] or "x"):
+        return
+    if isinstance(value, bool):
+        fields[key] = value
+    elif isinstance(value, (int, float)) and value == value and abs(value) != float("inf"):
+        fields[key] = float(value)
+    elif isinstance(value, str):
+        fields[key] = value[:256]
+
+
+class Pipeline:
+    def __init__(self, writer: Writer, dead_letters: DeadLetterStore, spool: WriteSpool,
+                 sites: SiteIndex | None = None, metrics: IngestMetrics | None = None,
+                 batch_max_points: int = 5000, batch_max_age_s: float = 0.5, max_concurrent_writes: int = 3,
+                 clock: Callable[[], float] = time.time):
+        self.writer = writer
+        self.dead_letters = dead_letters
+        self.spool = spool
+        self.sites = sites or SiteIndex()
+        self.metrics = metrics or IngestMetrics()
+        self.batch_max_points = batch_max_points
+        self.batch_max_age_s = batch_max_age_s
+        self.clock = clock
+        self._batch = Batch()
+        self._wake = asyncio.Event()
+        self._write_slots = asyncio.Semaphore(max_concurrent_writes)
+        self._commits: set[asyncio.Task] = set()
+        self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-disk")  # SQLite: one thread
+        self._tasks: list[asyncio.Task] = []
+        self.db_up = True
+        self._spool_wake = asyncio.Event()
+        self.metrics.spool_batches = spool.batches
+
+    # ------------------------------------------------------------------ intake
+    def submit(self, topic: str, payload: bytes) -> asyncio.Future:
+        """Take one message; the returned future completes once it is durable (then ack it)."""
+        m = self.metrics
+        m.received += 1
+        now_ms = int(self.clock() * 1000)
+        batch = self._batch
+        if not batch.futures:
+            batch.started = time.monotonic()
+        fut = asyncio.get_running_loop().create_future()
+        batch.futures.append(fut)
+        try:
+            info = contract.parse_topic(topic)
+        except contract.TopicError as exc:
+            self._reject(batch, now_ms, topic, payload, contract.R_BAD_TOPIC, str(exc))
+        else:
+            if info.kind == "telemetry":
+                decoded = contract.decode_telemetry(info.commune, info.station or "", payload, now_ms)
+                if decoded.reading is not None:
+                    kind = self.sites.kind(info.commune, decoded.reading.station)
+                    batch.lines.append(lineproto.telemetry_line(decoded.reading, kind))
+                    m.readings += 1
+                for rej in decoded.rejections:
+                    detail = rej.detail if rej.metric is None else f"[{rej.metric}] {rej.detail}"
+                    self._reject(batch, now_ms, topic, payload, rej.reason, detail)
+            elif info.kind in ("station_status", "gateway_status"):
+                try:
+                    body = contract.decode_status(payload)
+                    batch.lines.append(status_line(info, body))
+                    m.status_points += 1
+                except (ValueError, TypeError) as exc:
+                    self._reject(batch, now_ms, topic, payload, "bad_status", str(exc))
+            # other contract topics (alerts) are not ingest's to store: acknowledged as they are
+        if len(batch.lines) + len(batch.dead) >= self.batch_max_points:
+            self._cut()
+        elif len(batch.futures) == 1:
+            self._wake.set()
+        m.inflight += 1
+        return fut
+
+    def _reject(self, batch: Batch, now_ms: int, topic: str, payload: bytes, reason: str, detail: str) -> None:
+        self.metrics.rejected[reason] += 1
+        batch.dead.append((now_ms, topic, bytes(payload), reason, detail))
+
+    # ------------------------------------------------------------------ batching
+    def _cut(self) -> None:
+        batch, self._batch = self._batch, Batch()
+        if batch.futures:
+            task = asyncio.get_running_loop().create_task(self._commit(batch))
+            self._commits.add(task)
+            task.add_done_callback(self._commits.discard)
+
+    async def _age_flusher(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._batch.futures:
+                remaining = self.batch_max_age_s - (time.monotonic() - self._batch.started)
+                if remaining <= 0:
+                    self._cut()
+                    break
+                await asyncio.sleep(remaining)
+
+    async def _commit(self, batch: Batch) -> None:
+        """Make a batch durable, then complete its futures. Retries until it succeeds."""
+        delay = 0.2
+        async with self._write_slots:
+            while True:
+                try:
+                    if batch.dead:
+                        await self._on_disk(self.dead_letters.add_many, batch.dead)
+                        batch.dead = []
+                    if batch.lines:
+                        await self._write_or_spool(batch.lines)
+                        batch.lines = []
+                    break
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # noqa: BLE001 - never ack, never drop: log and retry
+                    log.exception("could not make a batch durable; retrying in %.1f s", delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+        for fut in batch.futures:
+            if not fut.done():
+                fut.set_result(None)
+        self.metrics.inflight -= len(batch.futures)
+
+    async def _write_or_spool(self, lines: list[str]) -> None:
+        body = "\n".join(lines).encode()
+        if self.db_up and not self.spool.batches:
+            for attempt in range(3):
+                try:
+                    await self._timed_write(body, len(lines))
+                    return
+                except WriteError as exc:
+                    if not exc.retryable:
+                        await self._bisect(lines, exc)
+                        return
+                    self.metrics.write_errors += 1
+                    log.warning("write failed (attempt %d): %s", attempt + 1, exc)
+                    if attempt < 2:
+                        await asyncio.sleep(0.1 * (attempt + 1))
+            self._set_db_up(False)
+        await self._on_disk(self.spool.put, body, len(lines))
+        self.metrics.spooled_points += len(lines)
+        self.metrics.spool_batches = self.spool.batches
+        self._spool_wake.set()
+
+    async def _timed_write(self, body: bytes, points: int) -> None:
+        t0 = time.perf_counter()
+        await self.writer.write(body)
+        self.metrics.write_seconds.observe(time.perf_counter() - t0)
+        self.metrics.batch_points.observe(points)
+        self.metrics.written += points
+        self._set_db_up(True)
+
+    async def _bisect(self, lines: list[str], error: WriteError) -> None:
+        """The database refused part of a batch: find the refused lines, write the rest.
+
+        InfluxDB 1.x writes the valid points of a refused batch anyway; re-writing them is harmless
+        (same series and time), so splitting in halves until single lines is safe.
+        """
+        if len(lines) == 1:
+            now_ms = int(self.clock() * 1000)
+            self.metrics.rejected[contract.R_DB_REJECTED] += 1
+            await self._on_disk(self.dead_letters.add_many, [
+                (now_ms, "influxdb:/write", lines[0].encode(), contract.R_DB_REJECTED, str(error))])
+            return
+        mid = len(lines) // 2
+        for part in (lines[:mid], lines[mid:]):
+            try:
+                await self._timed_write("\n".join(part).encode(), len(part))
+            except WriteError as exc:
+                if exc.retryable:
+                    raise
+                await self._bisect(part, exc)
+
+    def _set_db_up(self, up: bool) -> None:
+        if up != self.db_up:
+            log.warning("InfluxDB is %s", "reachable again" if up else "unavailable: spooling batches to disk")
+        self.db_up = up
+        self.metrics.db_up = up
+
+    async def _drain_spool(self) -> None:
+        """Write spooled batches back, oldest first, with backoff while the database is down."""
+        delay = 0.25
+        while True:
+            item = await self._on_disk(self.spool.oldest)
+            if item is None:
+                if not self.db_up and await self.writer.ping():
+                    self._set_db_up(True)
+                if self.db_up:
+                    self._spool_wake.clear()
+                    await self._spool_wake.wait()
+                else:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                continue
+            batch_id, body, points = item
+            try:
+                await self._timed_write(body, points)
+            except WriteError as exc:
+                if exc.retryable:
+                    self._set_db_up(False)
+                    self.metrics.write_errors += 1
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                    continue
+                await self._bisect(body.decode().split("\n"), exc)
+            await self._on_disk(self.spool.remove, batch_id)
+            self.metrics.spool_batches = self.spool.batches
+            delay = 0.25
+
+    async def _on_disk(self, fn: Callable[..., Any], *args: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(self._disk, fn, *args)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._age_flusher()), loop.create_task(self._drain_spool())]
+
+    async def flush(self) -> None:
+        """Commit everything taken so far (used at shutdown and by tests)."""
+        self._cut()
+        while self._commits:
+            await asyncio.gather(*list(self._commits))
+
+    async def close(self) -> None:
+        await self.flush()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._disk.shutdown(wait=True)
+
