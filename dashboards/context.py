@@ -1,0 +1,94 @@
+"""What every board builder needs: the commune, its limits, the language, and shared pieces."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from dashboards import grafana as g
+from dashboards import queries as Q
+from dashboards.limits import Limits
+from dashboards.texts import t
+from villagewatch import contract
+from villagewatch.sites import STATION_KINDS, Site, Station
+
+# Grafana units for the registry's units; anything else is shown as a suffix.
+UNITS = {"°C": "celsius", "%": "percent", "m": "lengthm", "mm": "lengthmm", "V": "volt",
+         "dBm": "dBm", "m/s": "velocityms", "": "none"}
+
+
+def unit_of(metric: str) -> str:
+    unit = contract.METRICS[metric].unit
+    return UNITS.get(unit, f"suffix: {unit}")
+
+
+def board_uid(commune: str, board: str, lang: str) -> str:
+    """Stable uid (Grafana allows 40 characters): a second push overwrites instead of duplicating."""
+    uid = f"vw-{commune}-{board}" + ("" if lang == "vi" else f"-{lang}")
+    if len(uid) <= 40:
+        return uid
+    digest = hashlib.sha1(commune.encode()).hexdigest()[:8]
+    return f"vw-{commune[:40 - len(board) - len(digest) - 9]}-{digest}-{board}" + ("" if lang == "vi" else "-en")
+
+
+def folder_uid(commune: str, lang: str) -> str:
+    return board_uid(commune, "folder", lang)
+
+
+@dataclass
+class BoardContext:
+    site: Site
+    limits: Limits
+    lang: str
+
+    def t(self, key: str) -> str:
+        return t(key, self.lang)
+
+    def stations(self, *kinds: str) -> list[Station]:
+        return [s for s in self.site.stations.values() if s.kind in kinds]
+
+    def with_metric(self, metric: str, stations: Iterable[Station] | None = None) -> list[Station]:
+        return [s for s in (stations if stations is not None else self.site.stations.values())
+                if metric in s.metrics]
+
+    def name(self, station: Station) -> str:
+        return station.name(self.lang)
+
+    def metric_label(self, metric: str) -> str:
+        return contract.METRICS[metric].label(self.lang)
+
+    def kind_label(self, kind: str) -> str:
+        vi, en = STATION_KINDS[kind]
+        return vi if self.lang == "vi" else en
+
+    def commune_name(self) -> str:
+        return self.site.name_vi if self.lang == "vi" or not self.site.name_en else self.site.name_en
+
+    def station_names(self, stations: Iterable[Station], column: str = "station") -> list[dict[str, Any]]:
+        """Overrides that show station names instead of ids: in series names (alias $tag_station)
+        and in a table's station column."""
+        stations = list(stations)
+        series = [{"matcher": {"id": "byName", "options": s.id},
+                   "properties": [{"id": "displayName", "value": self.name(s)}]} for s in stations]
+        table = {"matcher": {"id": "byName", "options": column},
+                 "properties": [{"id": "displayName", "value": self.t("col_station")},
+                                {"id": "mappings", "value": [{"type": "value", "options": {
+                                    s.id: {"text": self.name(s), "index": i} for i, s in enumerate(stations)}}]}]}
+        return [*series, table]
+
+    def variables(self, stations: Iterable[Station]) -> list[dict[str, Any]]:
+        ids = [s.id for s in stations] or [s.id for s in self.site.stations.values()]
+        return [
+            g.query_variable("commune", self.t("var_commune"), Q.commune_variable(), multi=False,
+                             include_all=False, current=self.site.commune),
+            g.query_variable("station", self.t("var_station"), Q.station_variable(ids), multi=True,
+                             include_all=True),
+        ]
+
+    def uid(self, board: str) -> str:
+        return board_uid(self.site.commune, board, self.lang)
+
+    def title(self, board: str) -> str:
+        return f"{self.commune_name()} — {self.t(board)}"

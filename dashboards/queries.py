@@ -1,0 +1,151 @@
+"""InfluxQL for the panels. Raw InfluxQL only: one query set for InfluxDB 1.x, 2.x (v1 API), 3.x.
+
+Every query filters on ``$commune`` and, where it lists stations, on ``$station`` too, so the
+template variables narrow every panel. Station lists come from the site file, not from the
+``kind`` tag, so a reading written without ``kind`` is still drawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from ingest.service import STATS_MEASUREMENT
+from villagewatch import contract
+
+T = contract.MEASUREMENT_TELEMETRY
+COMMUNE = '"commune" =~ /^$commune$/'
+STATION_VAR = '"station" =~ /^$station$/'
+
+# Measurements other parts of the platform write. Their producers: gateway_status — ingest
+# (ingest/pipeline.py status_line, from the gateways' status topic); ingest_stats — the ingest
+# service's own counters (ingest/service.py); alerts — the alert engine.
+GATEWAY_STATUS = contract.MEASUREMENT_GATEWAY_STATUS
+INGEST_STATS = STATS_MEASUREMENT
+ALERTS = contract.MEASUREMENT_ALERTS
+
+
+def q(name: str) -> str:
+    """Quote an identifier for InfluxQL."""
+    return '"' + name.replace('"', '\\"') + '"'
+
+
+def stations_regex(ids: Iterable[str]) -> str:
+    return '"station" =~ /^(' + "|".join(sorted(ids)) + ')$/'
+
+
+def station_eq(station_id: str) -> str:
+    return f"\"station\" = '{station_id}'"
+
+
+def where(*conditions: str) -> str:
+    return " AND ".join((COMMUNE, *conditions))
+
+
+def series(metric: str, station_filter: str, agg: str = "mean", by_station: bool = True) -> str:
+    group = 'GROUP BY time($__interval), "station" fill(null)' if by_station else \
+        "GROUP BY time($__interval) fill(null)"
+    return (f"SELECT {agg}({q(metric)}) AS {q(metric)} FROM {q(T)} "
+            f"WHERE {where(station_filter, STATION_VAR, '$timeFilter')} {group}")
+
+
+def latest(metric: str, station_filter: str) -> str:
+    return (f"SELECT last({q(metric)}) AS {q(metric)} FROM {q(T)} "
+            f"WHERE {where(station_filter, STATION_VAR, '$timeFilter')} GROUP BY \"station\"")
+
+
+def hourly_sum(metric: str, station_filter: str) -> str:
+    return (f"SELECT sum({q(metric)}) AS {q(metric)} FROM {q(T)} "
+            f"WHERE {where(station_filter, STATION_VAR, '$timeFilter')} GROUP BY time(1h), \"station\" fill(0)")
+
+
+def station_marker(station_id: str, lat: float, lon: float) -> str:
+    """Position of one station for the geomap. Coordinates live in the site file, not in the
+    database, so they ride along as constants; ``last(seq)`` keeps the time of the last reading."""
+    return (f'SELECT last("seq") AS "seq", last("seq") * 0 + {lat} AS "lat", last("seq") * 0 + {lon} AS "lon" '
+            f"FROM {q(T)} WHERE {where(station_eq(station_id), STATION_VAR, 'time >= now() - 30d')} "
+            'GROUP BY "station"')
+
+
+def completeness(station_filter: str, expected_per_day: float) -> str:
+    """Percent of the readings expected in 24 hours that arrived (the panel pins its range to 24 h)."""
+    return (f'SELECT count("seq") / {expected_per_day:g} * 100 AS "completeness" FROM {q(T)} '
+            f"WHERE {where(station_filter, STATION_VAR, '$timeFilter')} GROUP BY \"station\"")
+
+
+def daily_mean(metric: str, station_filter: str) -> str:
+    return (f"SELECT mean({q(metric)}) AS {q(metric)} FROM {q(T)} "
+            f"WHERE {where(station_filter, STATION_VAR, '$timeFilter')} GROUP BY time(1d) fill(null)")
+
+
+def time_to_full_hours(station_filter: str) -> str:
+    """(100 − fill now) / fill rate of the last 6 hours, per bin. A bin emptied inside the window
+    has a negative rate; non_negative_derivative drops that hour instead of giving a negative time."""
+    inner = ('SELECT mean("fill") AS "f", non_negative_derivative(mean("fill"), 1h) AS "r" '
+             f"FROM {q(T)} WHERE {where(station_filter, STATION_VAR, 'time >= now() - 6h')} "
+             'GROUP BY time(1h), "station"')
+    return 'SELECT (100 - last("f")) / mean("r") AS "hours" FROM (' + inner + ') GROUP BY "station"'
+
+
+def last_seen(station_filter: str) -> str:
+    return (f'SELECT last("seq") AS "seq" FROM {q(T)} '
+            f"WHERE {where(station_filter, STATION_VAR, 'time >= now() - 30d')} GROUP BY \"station\"")
+
+
+def gateway_series(field: str, agg: str = "max") -> str:
+    return (f"SELECT {agg}({q(field)}) AS {q(field)} FROM {q(GATEWAY_STATUS)} "
+            f"WHERE {where('$timeFilter')} GROUP BY time($__interval), \"gateway\" fill(null)")
+
+
+def gateway_drops() -> str:
+    """``dropped`` is a counter since the gateway started: draw its increase per interval."""
+    return (f'SELECT non_negative_difference(max("dropped")) AS "dropped" FROM {q(GATEWAY_STATUS)} '
+            f"WHERE {where('$timeFilter')} GROUP BY time($__interval), \"gateway\" fill(null)")
+
+
+def ingest_rate(field: str) -> str:
+    """Counters of the ingest service, per minute. ``ingest_stats`` has no commune tag: one
+    ingest serves every commune."""
+    return (f"SELECT non_negative_derivative(max({q(field)}), 1m) AS {q(field)} FROM {q(INGEST_STATS)} "
+            "WHERE $timeFilter GROUP BY time($__interval), \"instance\" fill(null)")
+
+
+def commune_variable() -> str:
+    return f'SHOW TAG VALUES FROM {q(T)} WITH KEY = "commune"'
+
+
+def station_variable(ids: Iterable[str]) -> str:
+    return f'SHOW TAG VALUES FROM {q(T)} WITH KEY = "station" WHERE {COMMUNE} AND {stations_regex(ids)}'
+
+
+# --------------------------------------------------------------------------- alerts
+# Storage of the alert engine (assumed until it lands; docs/dashboards.md): one point per state
+# transition in measurement `alerts`, tags commune, station, rule, severity (info|warning|critical),
+# fields state (pending|firing|acknowledged|resolved), value, message_vi, message_en.
+ALERT_OPEN = "\"state\" != 'resolved'"
+ALERT_HISTORY = "time >= now() - 30d"
+
+
+def _alert_states() -> str:
+    return (f'SELECT last("state") AS "state" FROM {q(ALERTS)} '
+            f"WHERE {where(STATION_VAR, ALERT_HISTORY)} GROUP BY \"station\", \"rule\", \"severity\"")
+
+
+def active_alerts(lang: str) -> str:
+    message = "message_vi" if lang == "vi" else "message_en"
+    inner = (f'SELECT last("state") AS "state", last({q(message)}) AS "message", last("value") AS "value" '
+             f"FROM {q(ALERTS)} WHERE {where(STATION_VAR, ALERT_HISTORY)} "
+             'GROUP BY "station", "rule", "severity"')
+    return f'SELECT "station", "rule", "severity", "state", "value", "message" FROM ({inner}) WHERE {ALERT_OPEN}'
+
+
+def station_state(code: int, condition: str) -> str:
+    """Stations with an open alert matching ``condition`` (on the tags rule/severity), as the
+    constant state ``code``; the geomap keeps each station's largest code."""
+    return (f'SELECT count("state") * 0 + {code} AS "state" FROM ({_alert_states()}) '
+            f'WHERE {ALERT_OPEN} AND {condition} GROUP BY "station"')
+
+
+def alert_annotations(lang: str) -> str:
+    message = "message_vi" if lang == "vi" else "message_en"
+    return (f'SELECT {q(message)} AS "text", "state", "rule", "severity" FROM {q(ALERTS)} '
+            f"WHERE {where(STATION_VAR, '$timeFilter')}")
