@@ -24,7 +24,7 @@ Public API
 
 ``Rule`` fields (frozen dataclass): ``id``, ``pack``, ``metric`` (``"*"`` = whole station),
 ``kind`` (``threshold``, ``band``, ``mean``, ``rate``, ``aqi``, ``stale``, ``flatline``,
-``gateway_offline``), ``op`` (``above``/``below``), ``limit``, ``lo``/``hi`` (band), ``window_s``
+``gateway_offline``), ``op`` (``above`` >, ``at_or_above`` ≥, ``below`` <, ``at_or_below`` ≤), ``limit``, ``lo``/``hi`` (band), ``window_s``
 (averaging period; 0 = the reading itself), ``mean`` (``arithmetic`` or ``energy`` for Leq),
 ``min_coverage`` (share of the window that must hold data), ``duration_s`` (must hold for T),
 ``hysteresis`` (clear only that far back inside the limit), ``factor`` (stale: N × interval),
@@ -51,6 +51,8 @@ DEFAULT_FOLDER = Path(__file__).resolve().parent / "rulepacks"
 
 KINDS = ("threshold", "band", "mean", "rate", "aqi", "stale", "flatline", "gateway_offline")
 SEVERITIES = ("info", "warning", "critical")
+# above: value > limit; at_or_above: value ≥ limit (e.g. "fill ≥ 80 %"); likewise below.
+OPS = ("above", "below", "at_or_above", "at_or_below")
 SEVERITY_RANK = {s: i for i, s in enumerate(SEVERITIES)}
 _ID = Str(r"[a-z0-9][a-z0-9_.-]{0,80}", "rule id")
 
@@ -101,7 +103,7 @@ _RULE_KEYS = [
     Key("metrics", ListOf(_metric_or_star, min_len=1), required=False,
         doc="one rule per metric; ids get '.<metric>' appended"),
     Key("kind", OneOf(*KINDS)),
-    Key("op", OneOf("above", "below"), required=False),
+    Key("op", OneOf(*OPS), required=False),
     Key("limit", _num_or_variants, required=False),
     Key("lo", _num_or_variants, required=False),
     Key("hi", _num_or_variants, required=False),

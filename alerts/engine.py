@@ -1,0 +1,410 @@
+"""The rule engine: pure and time-injectable. Feed readings (with their timestamps), call
+``tick(now_ms)`` for time-driven rules, get ``Transition``s back. No I/O, no clock, no threads: the
+MQTT service (alerts/service.py) wraps it, tests drive it with simulated timestamps.
+
+Per rule and station the condition goes ok → pending → firing → ok. A condition must hold for
+``duration_s`` (pending) before it fires; it clears only once the value is back inside the limit by
+``hysteresis`` — values oscillating around a limit never flap. A pending condition that clears
+leaves no public trace (it never became an alert).
+
+Averaging periods are honoured: a ``mean`` rule is evaluated on the mean of its window (energy mean
+for Leq noise), and only once the window holds enough data (``min_coverage`` of its 24 slots).
+History for the windows is kept per (station, metric) in bounded deques; ``replay()`` rebuilds it at
+start-up from stored readings so a restart does not forget the last 24 hours.
+
+Correlation: a silent gateway (status ``online: false`` or every station behind it silent) gives one
+``gateway_offline`` alert, and its stations' silence gives no station alerts.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+
+from alerts import aqi as vn_aqi
+from alerts.messages import render
+from alerts.rulepack import Rule, RuleSet
+from villagewatch.contract import Reading
+from villagewatch.sites import Site, Station
+
+BREACH, CLEAR, HOLD = "breach", "clear", "hold"
+ENGINE_SOURCE = "engine"
+
+
+@dataclass
+class Transition:
+    """An alert starting (``firing``) or ending (``resolved``) according to the data."""
+
+    state: str
+    rule: Rule
+    commune: str
+    station: str  # station id, or the gateway id for gateway rules
+    station_name_vi: str
+    station_name_en: str
+    value: float | None
+    limit: float | None
+    ts_ms: int
+    since_ms: int
+    message_vi: str
+    message_en: str
+
+    @property
+    def key(self) -> str:
+        return alert_key(self.commune, self.station, self.rule.id)
+
+
+def alert_key(commune: str, station: str, rule_id: str) -> str:
+    return f"{commune}/{station}/{rule_id}"
+
+
+@dataclass
+class _State:
+    phase: str = "ok"  # ok | pending | firing
+    since_ms: int = 0
+    value: float | None = None  # latest evaluated value
+    breach_value: float | None = None  # latest value beyond the limit (shown when firing)
+    limit: float | None = None
+
+
+class _Series:
+    """Recent (ts, value) of one station metric, oldest first, bounded by the longest window.
+
+    Prefix sums make a window mean O(log n) (bisect) instead of O(n) per reading; ``last_change``
+    gives flatline detection in O(1).
+    """
+
+    def __init__(self, keep_ms: int):
+        self.keep_ms = keep_ms
+        self.ts: list[int] = []
+        self.v: list[float] = []
+        self.cs: list[float] = [0.0]  # cs[i] = sum of v[:i]
+        self.ce: list[float] = [0.0]  # same for 10^(v/10) (energy mean, Leq)
+        self.first = 0  # index of the oldest point kept
+        self.last_change = 0  # ts of the most recent point whose value differs from its predecessor
+
+    def add(self, ts_ms: int, value: float) -> None:
+        if self.ts and ts_ms <= self.ts[-1]:
+            pairs = dict(zip(self.ts[self.first:], self.v[self.first:], strict=True))
+            pairs[ts_ms] = value  # same instant twice (redelivery) overwrites
+            self._rebuild(sorted(pairs.items()))
+            return
+        if not self.ts or value != self.v[-1]:
+            self.last_change = ts_ms
+        self.ts.append(ts_ms)
+        self.v.append(value)
+        self.cs.append(self.cs[-1] + value)
+        self.ce.append(self.ce[-1] + 10 ** (value / 10))
+        horizon = ts_ms - self.keep_ms
+        while self.first < len(self.ts) and self.ts[self.first] <= horizon:
+            self.first += 1
+        if self.first > 4096 and self.first > len(self.ts) // 2:
+            self._rebuild(list(zip(self.ts[self.first:], self.v[self.first:], strict=True)))
+
+    def _rebuild(self, pairs: list[tuple[int, float]]) -> None:
+        self.ts, self.v, self.cs, self.ce, self.first = [], [], [0.0], [0.0], 0
+        for ts, v in pairs:
+            self.add(ts, v)
+
+    def _range(self, end_ms: int, window_ms: int) -> tuple[int, int]:
+        lo = bisect.bisect_right(self.ts, end_ms - window_ms, self.first)
+        hi = bisect.bisect_right(self.ts, end_ms, lo)
+        return lo, hi
+
+    def count(self, end_ms: int, window_ms: int) -> int:
+        lo, hi = self._range(end_ms, window_ms)
+        return hi - lo
+
+    def mean(self, end_ms: int, window_ms: int, energy: bool = False) -> float | None:
+        lo, hi = self._range(end_ms, window_ms)
+        if hi <= lo:
+            return None
+        if energy:
+            return 10 * math.log10((self.ce[hi] - self.ce[lo]) / (hi - lo))
+        return (self.cs[hi] - self.cs[lo]) / (hi - lo)
+
+    def ends(self, end_ms: int, window_ms: int) -> tuple[tuple[int, float], tuple[int, float]] | None:
+        lo, hi = self._range(end_ms, window_ms)
+        if hi - lo < 2:
+            return None
+        return (self.ts[lo], self.v[lo]), (self.ts[hi - 1], self.v[hi - 1])
+
+    def window(self, end_ms: int, window_ms: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self._range(end_ms, window_ms)
+        return np.asarray(self.ts[lo:hi], dtype=np.int64), np.asarray(self.v[lo:hi], dtype=float)
+
+
+class Engine:
+    def __init__(self, ruleset: RuleSet, sites: dict[str, Site], open_keys: Iterable[str] = (),
+                 start_ms: int | None = None):
+        self.ruleset = ruleset
+        self.sites = sites
+        self.rules: dict[tuple[str, str], list[Rule]] = {}
+        self.series: dict[tuple[str, str, str], _Series] = {}
+        self.states: dict[str, _State] = {}
+        self.last_seen: dict[tuple[str, str], int] = {}
+        self.last_eval: dict[tuple[str, str], int] = {}
+        self.gateway_online: dict[tuple[str, str], bool] = {}  # from status messages
+        self.gateway_offline_now: dict[tuple[str, str], bool] = {}
+        self.gateway_back: dict[tuple[str, str], int] = {}
+        self.gateway_rules = ruleset.gateway_rules()
+        self.start_ms = start_ms
+        self._aqi_cache: dict[tuple[str, str, int], float | None] = {}
+        for site in sites.values():
+            for st in site.stations.values():
+                rules = ruleset.rules_for(st)
+                self.rules[(st.commune, st.id)] = rules
+                keep = max([r.window_s for r in rules if r.kind in ("mean", "rate", "flatline", "aqi")] or [0])
+                for metric in st.metrics:
+                    self.series[(st.commune, st.id, metric)] = _Series(int(keep * 1000) + 3_600_000)
+        for key in open_keys:
+            # alerts still open in the store: the engine resumes them as firing, so a restart
+            # neither re-fires nor re-notifies them
+            self.states[key] = _State("firing", 0)
+
+    # ------------------------------------------------------------------ readings
+    def station(self, commune: str, station: str) -> Station | None:
+        site = self.sites.get(commune)
+        return site.stations.get(station) if site else None
+
+    def feed(self, reading: Reading) -> list[Transition]:
+        st = self.station(reading.commune, reading.station)
+        if st is None:
+            return []
+        skey = (st.commune, st.id)
+        for metric, value in reading.metrics.items():
+            series = self.series.get((st.commune, st.id, metric))
+            if series is not None:
+                series.add(reading.ts_ms, value)
+        self.last_seen[skey] = max(self.last_seen.get(skey, 0), reading.ts_ms)
+        if reading.ts_ms < self.last_eval.get(skey, 0):
+            return []  # late reading: counted in the windows, too old to drive state
+        self.last_eval[skey] = reading.ts_ms
+        out: list[Transition] = []
+        for rule in self.rules.get(skey, []):
+            if rule.kind in ("stale", "report_only") or rule.report_only:
+                continue
+            if rule.metric != "*" and rule.metric not in reading.metrics and rule.kind != "aqi":
+                continue
+            value, limit = self._value(rule, st, reading)
+            cond = self._condition(rule, st, value, limit, reading.ts_ms)
+            t = self._step(rule, st, cond, value, limit, reading.ts_ms)
+            if t:
+                out.append(t)
+        return out
+
+    def replay(self, readings: Iterable[Reading]) -> list[Transition]:
+        """Rebuild history (e.g. the last 24 h from InfluxDB) and evaluate it in order."""
+        out: list[Transition] = []
+        for r in sorted(readings, key=lambda r: r.ts_ms):
+            out.extend(self.feed(r))
+        return out
+
+    def _value(self, rule: Rule, st: Station, reading: Reading) -> tuple[float | None, float | None]:
+        ts = reading.ts_ms
+        if rule.kind in ("threshold", "band"):
+            return reading.metrics.get(rule.metric), rule.limit
+        series = self.series[(st.commune, st.id, rule.metric)]
+        window_ms = int(rule.window_s * 1000)
+        if rule.kind == "mean":
+            expected = window_ms / (st.interval_s * 1000)
+            if series.count(ts, window_ms) < rule.min_coverage * expected:
+                return None, rule.limit  # not enough data for this averaging period yet
+            return series.mean(ts, window_ms, energy=rule.mean == "energy"), rule.limit
+        if rule.kind == "rate":
+            ends = series.ends(ts, window_ms)
+            if ends is None or ends[1][0] - ends[0][0] < window_ms / 2:
+                return None, rule.limit
+            (t0, v0), (t1, v1) = ends
+            return (v1 - v0) / ((t1 - t0) / 3_600_000), rule.limit
+        if rule.kind == "flatline":
+            if not series.ts or series.ts[series.first] > ts - window_ms * 0.9:
+                return None, None  # not watched long enough
+            return (reading.metrics[rule.metric] if series.last_change <= ts - window_ms else math.nan), None
+        if rule.kind == "aqi":
+            return self._hourly_aqi(st, ts), rule.limit
+        return None, rule.limit
+
+    def _hourly_aqi(self, st: Station, ts: int) -> float | None:
+        end_hour = ts - ts % 3_600_000  # completed clock hours only
+        key = (st.commune, st.id, end_hour)
+        if key not in self._aqi_cache:
+            pm: dict[str, list[float | None]] = {}
+            for name in vn_aqi.PM:
+                series = self.series.get((st.commune, st.id, name))
+                if series is not None:
+                    t, v = series.window(end_hour, 12 * 3_600_000)
+                    pm[name] = vn_aqi.hourly_means(t, v, end_hour)
+            result = vn_aqi.hourly_aqi(pm_hourly=pm) if pm else None
+            self._aqi_cache = {k: x for k, x in self._aqi_cache.items() if k[2] >= end_hour - 3_600_000}
+            self._aqi_cache[key] = float(result.aqi) if result and result.aqi is not None else None
+        return self._aqi_cache[key]
+
+    def _condition(self, rule: Rule, st: Station, value: float | None, limit: float | None, ts: int) -> str:
+        tz = self.sites[st.commune].timezone
+        if not rule.active_at(ts, tz) or (rule.window_s and rule.hours
+                                          and not rule.active_at(ts - int(rule.window_s * 1000) + 1000, tz)):
+            return CLEAR  # outside its hours or dates: the rule does not apply now
+        if value is None:
+            return HOLD  # not enough data in the window: keep the current state
+        if rule.kind == "flatline":
+            return CLEAR if math.isnan(value) else BREACH
+        return compare(rule, value)
+
+    # ------------------------------------------------------------------ state machine
+    def _step(self, rule: Rule, st: Station | None, cond: str, value: float | None, limit: float | None,
+              ts: int, commune: str | None = None, ident: str | None = None,
+              names: tuple[str, str] | None = None, text_value: float | None = None,
+              text_limit: float | None = None) -> Transition | None:
+        commune = commune or st.commune
+        ident = ident or st.id
+        key = alert_key(commune, ident, rule.id)
+        state = self.states.setdefault(key, _State())
+        if value is not None and not (isinstance(value, float) and math.isnan(value)):
+            state.value, state.limit = value, limit
+            if cond == BREACH:
+                state.breach_value = value
+        names = names or (st.name_vi, st.name_en or st.name_vi)
+
+        def make(new_state: str) -> Transition:
+            value = state.breach_value if new_state == "firing" and state.breach_value is not None else state.value
+            shown = value if text_value is None else text_value
+            lim = self._violated_limit(rule, value) if text_limit is None else text_limit
+            return Transition(
+                new_state, rule, commune, ident, names[0], names[1], value, lim, ts, state.since_ms,
+                render(rule, names[0], shown, "vi", lim, new_state), render(rule, names[1], shown, "en", lim, new_state))
+
+        if state.phase == "ok":
+            if cond != BREACH:
+                return None
+            state.phase, state.since_ms = "pending", ts
+        elif cond == CLEAR:
+            was = state.phase
+            state.phase = "ok"
+            return make("resolved") if was == "firing" else None
+        if state.phase == "pending" and ts - state.since_ms >= rule.duration_s * 1000:
+            state.phase = "firing"
+            return make("firing")
+        return None
+
+    @staticmethod
+    def _violated_limit(rule: Rule, value: float | None) -> float | None:
+        if rule.kind == "band" and value is not None:
+            return rule.lo if value < (rule.lo or 0) else rule.hi
+        return rule.limit
+
+    # ------------------------------------------------------------------ time and status
+    def gateway_status(self, commune: str, gateway: str, online: bool, ts_ms: int) -> list[Transition]:
+        self.gateway_online[(commune, gateway)] = online
+        return self.tick(ts_ms)
+
+    def tick(self, now_ms: int) -> list[Transition]:
+        """Time-driven work: pending durations, station silence, gateway correlation."""
+        if self.start_ms is None:
+            self.start_ms = now_ms
+        out: list[Transition] = []
+        for key, state in list(self.states.items()):
+            if state.phase != "pending":
+                continue
+            commune, ident, rule_id = key.split("/", 2)
+            rule = self._rule(commune, ident, rule_id)
+            if rule is None or rule.kind in ("stale", "gateway_offline"):
+                continue
+            st = self.station(commune, ident)
+            if st is None:
+                continue
+            last = self.last_seen.get((commune, ident), 0)
+            # promote between readings only while the data is fresh: silence is not a breach
+            if now_ms - last <= 2 * st.interval_s * 1000 and now_ms - state.since_ms >= rule.duration_s * 1000:
+                t = self._step(rule, st, HOLD, None, state.limit, now_ms)
+                if t:
+                    out.append(t)
+        for site in self.sites.values():
+            for gw in site.gateways:
+                out.extend(self._check_gateway(site, gw, now_ms))
+        return out
+
+    def _rule(self, commune: str, ident: str, rule_id: str) -> Rule | None:
+        for r in self.rules.get((commune, ident), []):
+            if r.id == rule_id:
+                return r
+        return next((r for r in self.gateway_rules if r.id == rule_id), None)
+
+    def _silent(self, st: Station, now_ms: int) -> tuple[bool, float, Rule | None]:
+        rule = next((r for r in self.rules.get((st.commune, st.id), []) if r.kind == "stale"), None)
+        factor = rule.factor if rule and rule.factor else 3
+        last = self.last_seen.get((st.commune, st.id), self.start_ms or now_ms)
+        silent_s = (now_ms - last) / 1000
+        return silent_s > factor * st.interval_s, silent_s, rule
+
+    def _check_gateway(self, site: Site, gw: str, now_ms: int) -> list[Transition]:
+        out: list[Transition] = []
+        stations = site.stations_of(gw)
+        status = [self._silent(st, now_ms) for st in stations]
+        n_silent = sum(1 for s in status if s[0])
+        offline = self.gateway_online.get((site.commune, gw)) is False or (stations and n_silent == len(stations))
+        g = site.gateways[gw]
+        was_offline = self.gateway_offline_now.get((site.commune, gw), False)
+        if was_offline and not offline:
+            self.gateway_back[(site.commune, gw)] = now_ms
+        self.gateway_offline_now[(site.commune, gw)] = bool(offline)
+        for rule in self.gateway_rules:
+            cond = BREACH if offline else CLEAR
+            t = self._step(rule, None, cond, float(n_silent if offline else 0), None, now_ms,
+                           commune=site.commune, ident=gw, names=(g.name_vi, g.name_vi))
+            if t:
+                out.append(t)
+        for st, (silent, silent_s, rule) in zip(stations, status, strict=True):
+            if rule is None:
+                continue
+            if offline or not silent:
+                cond = CLEAR
+            else:
+                # A station's own silence only counts once a sibling has reported after it went
+                # quiet (the gateway is alive); otherwise wait: it may be the gateway's silence.
+                mine = self.last_seen.get((st.commune, st.id), self.start_ms or now_ms)
+                alive = any(self.last_seen.get((o.commune, o.id), 0) > mine for o in stations if o is not st)
+                # after a gateway outage, give its stations one silence period to report again
+                back = self.gateway_back.get((site.commune, gw), 0)
+                settled = now_ms - back > (rule.factor or 3) * st.interval_s * 1000
+                cond = BREACH if alive and settled else HOLD
+            limit_min = (rule.factor or 3) * st.interval_s / 60
+            t = self._step(rule, st, cond, silent_s, None, now_ms,
+                           text_value=silent_s / 60, text_limit=limit_min)
+            if t:
+                out.append(t)
+        return out
+
+    def force_clear(self, key: str) -> None:
+        """Forget a condition's state (used when a person resolves an alert of a rule that was removed)."""
+        self.states.pop(key, None)
+
+
+def compare(rule: Rule, value: float) -> str:
+    """breach / clear / hold for one value against a threshold or band rule, with hysteresis."""
+    h = rule.hysteresis
+    if rule.kind == "band":
+        lo, hi = rule.lo, rule.hi
+        if value < lo or value > hi:
+            return BREACH
+        return CLEAR if lo + h <= value <= hi - h else HOLD
+    limit, op = rule.limit, rule.op
+    if op in ("above", "at_or_above"):
+        if value > limit or (op == "at_or_above" and value == limit):
+            return BREACH
+        return CLEAR if value <= limit - h and not (h == 0 and value == limit) else HOLD
+    if value < limit or (op == "at_or_below" and value == limit):
+        return BREACH
+    return CLEAR if value >= limit + h and not (h == 0 and value == limit) else HOLD
+
+
+def _covered(t: np.ndarray, end_ms: int, window_ms: int, min_coverage: float) -> bool:
+    """Enough of the window holds data: at least ``min_coverage`` of its 24 equal slots."""
+    if len(t) == 0:
+        return False
+    slot = window_ms / 24
+    slots = np.unique(((t - (end_ms - window_ms)) // slot).astype(np.int64))
+    return len(slots) >= math.ceil(24 * min_coverage)

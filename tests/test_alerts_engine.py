@@ -1,0 +1,139 @@
+"""The pure engine, driven with simulated timestamps (no waiting)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from alerts.engine import Engine
+from alerts.messages import fmt_number
+from alerts.rulepack import load_rule_packs
+from edge.sources.simulated.model import simulate
+from villagewatch.contract import Reading
+from villagewatch.sites import load_site
+
+SITE = load_site(Path(__file__).resolve().parent.parent / "sites" / "tan-thuan-dong.yaml")
+T0 = 1_714_521_600_000  # 2024-05-01 00:00 UTC = 07:00 in Hồ Chí Minh city
+C = SITE.commune
+
+
+@pytest.fixture(scope="module")
+def ruleset():
+    return load_rule_packs()
+
+
+def engine(ruleset, **kw) -> Engine:
+    return Engine(ruleset, {C: SITE}, start_ms=T0, **kw)
+
+
+def pond(ts_ms: int, do: float, seq: int = 0) -> Reading:
+    return Reading(C, "ao-ca-tra-a3", ts_ms, seq, {"do": do, "ph": 7.4, "temp": 29.0, "nh4": 0.4,
+                                                   "battery": 3.9, "rssi": -70}, "gw-ao-nuoi")
+
+
+def test_vietnamese_number_format():
+    assert fmt_number(1234.5, 1) == "1.234,5" and fmt_number(1234.5, 1, "en") == "1,234.5"
+    assert fmt_number(1.8) == "1,8" and fmt_number(3.0) == "3" and fmt_number(-0.001) == "0"
+
+
+def test_pond_do_fires_once_after_duration_no_flapping_then_resolves(ruleset):
+    e = engine(ruleset)
+    assert e.feed(pond(T0, 5.0)) == []
+    # 1.5 mg/L from T0+60 s; pond-do-low needs 120 s
+    out = [t for i in range(1, 4) for t in e.feed(pond(T0 + i * 60_000, 1.5, i))]
+    firing = [t for t in out if t.rule.id == "pond-do-low"]
+    assert [t.state for t in firing] == ["firing"] and firing[0].ts_ms == T0 + 180_000
+    assert firing[0].message_vi == "Ao nuôi A3 (cá tra): oxy hòa tan (DO) 1,5 mg/L, dưới ngưỡng 3 mg/L"
+    assert firing[0].message_en.startswith("Pond A3 (pangasius): dissolved oxygen (DO) 1.5 mg/L, below")
+    # oscillating around the limit (hysteresis 0.3): no resolve, no second firing
+    out = [t for i, v in enumerate([3.1, 2.9, 3.2, 2.8, 3.25, 2.95] * 5)
+           for t in e.feed(pond(T0 + (10 + i) * 60_000, v, 10 + i)) if t.rule.id == "pond-do-low"]
+    assert out == []
+    # recovery above limit + hysteresis → resolved, once
+    out = [t for i in range(3) for t in e.feed(pond(T0 + (50 + i) * 60_000, 4.5, 50 + i))
+           if t.rule.id == "pond-do-low"]
+    assert [t.state for t in out] == ["resolved"]
+
+
+def test_tick_promotes_pending_between_readings(ruleset):
+    e = engine(ruleset)
+    e.feed(pond(T0, 1.5))
+    assert [t for t in e.tick(T0 + 119_000) if t.rule.id == "pond-do-low"] == []
+    assert [t.state for t in e.tick(T0 + 120_000) if t.rule.id == "pond-do-low"] == ["firing"]
+
+
+def test_pm25_24h_rule_uses_the_24h_mean(ruleset):
+    """Hourly straw-burning peaks far above 50 µg/m³ must not fire while the 24-h mean stays below."""
+    e = engine(ruleset)
+    station = "khi-dong-ruong-ap3"
+    rid = "qcvn05-pm25-24h"
+    ts = np.arange(T0, T0 + 2 * 86_400_000, 60_000)
+    hour = (ts // 3_600_000) % 24
+    # day 1: 30 µg/m³ with a 2-hour 200 µg/m³ peak (mean 44.2); day 2: a sustained 70 µg/m³
+    pm = np.where(hour < 2, 200.0, 30.0)
+    pm[ts >= T0 + 86_400_000] = 70.0
+    fired = []
+    for i, (t, v) in enumerate(zip(ts.tolist(), pm.tolist(), strict=True)):
+        for tr in e.feed(Reading(C, station, t, i, {"pm25": v, "pm10": v * 1.5, "air_temp": 30, "humidity": 70})):
+            if tr.rule.id == rid:
+                fired.append(tr)
+    assert len(fired) == 1 and fired[0].state == "firing"
+    # it fires when the rolling 24-h mean crosses 50: first possible after day 1 has ended
+    assert fired[0].ts_ms > T0 + 86_400_000 and fired[0].value == pytest.approx(50.0, abs=0.1)
+    assert "trung bình 24 giờ" in fired[0].message_vi and "QCVN 05:2023/BTNMT" in fired[0].message_vi
+
+
+def test_simulated_day_runs_and_rules_fire_only_on_evaluable_windows(ruleset):
+    e = engine(ruleset)
+    out = e.replay(simulate(SITE, T0, T0 + 86_400_000, seed=3))
+    assert all(t.state in ("firing", "resolved") for t in out)
+    # a rule never resolves what it did not fire
+    opened: set[str] = set()
+    for t in out:
+        if t.state == "firing":
+            assert t.key not in opened
+            opened.add(t.key)
+        else:
+            assert t.key in opened
+            opened.discard(t.key)
+
+
+def test_gateway_silence_gives_one_gateway_alert(ruleset):
+    e = engine(ruleset)
+    for st in SITE.stations.values():
+        e.feed(Reading(C, st.id, T0, 0, {m: _ok(m) for m in st.metrics}, st.gateway))
+    # gw-ao-nuoi's stations (3 ponds + canal) fall silent for 20 min; the others keep reporting
+    out = []
+    for minute in range(1, 21):
+        now = T0 + minute * 60_000
+        for st in SITE.stations.values():
+            if st.gateway != "gw-ao-nuoi" and minute * 60 % st.interval_s == 0:
+                e.feed(Reading(C, st.id, now, minute, {m: _ok(m) for m in st.metrics}, st.gateway))
+        out += e.tick(now)
+    fired = [t for t in out if t.state == "firing"]
+    assert [(t.rule.id, t.station) for t in fired] == [("health-gateway-offline", "gw-ao-nuoi")]
+    assert fired[0].value == 4 and "4 trạm" in fired[0].message_vi
+    # the gateway comes back: resolved
+    back = e.feed(Reading(C, "ao-ca-tra-a1", T0 + 21 * 60_000, 21, {"do": 5.0}, "gw-ao-nuoi"))
+    back += e.tick(T0 + 21 * 60_000)
+    assert [(t.rule.id, t.state) for t in back] == [("health-gateway-offline", "resolved")]
+
+
+def test_single_station_silence_is_a_station_alert(ruleset):
+    e = engine(ruleset)
+    out = []
+    for minute in range(0, 6):
+        now = T0 + minute * 60_000
+        for sid in ("ao-ca-tra-a1", "ao-ca-tra-a2", "kenh-xang-lang"):
+            e.feed(Reading(C, sid, now, minute, {"do": 5.0}, "gw-ao-nuoi"))
+        out += e.tick(now)
+    ponds = {s.id for s in SITE.stations_of("gw-ao-nuoi")} | {"gw-ao-nuoi"}
+    assert [(t.rule.id, t.station) for t in out if t.state == "firing" and t.station in ponds] == [
+        ("health-silent", "ao-ca-tra-a3")]
+
+
+def _ok(metric: str) -> float:
+    return {"do": 5.5, "ph": 7.2, "temp": 29.0, "battery": 3.9, "fill": 20, "bin_temp": 31, "level": 1.2,
+            "chlorine": 0.5, "turbidity": 1.0, "pm25": 20, "pm10": 30, "noise": 40, "nh4": 0.1}.get(metric, 1.0)
