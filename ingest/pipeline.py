@@ -128,7 +128,7 @@ class Pipeline:
                     batch.lines.append(status_line(info, body))
                     m.status_points += 1
                 except (ValueError, TypeError) as exc:
-                    self._reject(batch, now_ms, topic, payload, "bad_status", str(exc))
+                    self._reject(batch, now_ms, topic, payload, contract.R_BAD_STATUS, str(exc))
             # other contract topics (alerts) are not ingest's to store: acknowledged as they are
         if len(batch.lines) + len(batch.dead) >= self.batch_max_points:
             self._cut()

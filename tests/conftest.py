@@ -56,7 +56,7 @@ class IngestProcess:
     def start(self, wait: bool = True) -> IngestProcess:
         import subprocess
         import sys
-        log = open(self.data_dir / "ingest.log", "ab")
+        log = open(self.data_dir / "ingest.log", "ab")  # noqa: SIM115 - the child keeps it open
         self.proc = subprocess.Popen([sys.executable, "-m", "villagewatch.cli", "ingest", "--data-dir",
                                       str(self.data_dir), *self.args], env=self.env, stdout=log, stderr=log)
         if wait:

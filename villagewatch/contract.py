@@ -229,11 +229,12 @@ R_TS_TOO_OLD = "ts_too_old"
 R_BAD_TOPIC = "bad_topic"
 R_NO_METRICS = "no_metrics"
 R_DB_REJECTED = "db_rejected"
+R_BAD_STATUS = "bad_status"
 
 REJECTION_REASONS = (
     R_TOO_LARGE, R_BAD_UTF8, R_BAD_JSON, R_BAD_TYPE, R_NON_FINITE, R_UNKNOWN_METRIC,
     R_OUT_OF_RANGE, R_TS_MISSING, R_TS_FUTURE, R_TS_TOO_OLD, R_BAD_TOPIC, R_NO_METRICS,
-    R_DB_REJECTED,
+    R_DB_REJECTED, R_BAD_STATUS,
 )
 
 
@@ -283,6 +284,9 @@ def decode_telemetry(commune: str, station: str, payload: bytes, now_ms: int) ->
     try:
         wire = _decoder.decode(payload)
     except msgspec.ValidationError as exc:
+        lenient = _lenient_decode(payload)  # wrong shape, or not JSON at all?
+        if lenient is None:
+            return Decoded(None, [Rejection(R_BAD_JSON, f"not valid JSON ({exc})")])
         return Decoded(None, [Rejection(R_BAD_TYPE, str(exc))])
     except msgspec.DecodeError as exc:
         # Strict JSON has no NaN/Infinity, but firmware (and Python's json) emits them. Parse such
