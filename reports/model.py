@@ -1,0 +1,93 @@
+"""What a monthly report contains, independent of how it is written (PDF, CSV, HTML)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import numpy as np
+
+from reports.compute import Episode
+from reports.limits import Limit, PackVersion
+from reports.period import Month
+from reports.queries import Buckets
+from villagewatch.sites import Site, Station
+
+
+@dataclass
+class Row:
+    """One station × parameter × limit (``limit`` None: the parameter has no limit, availability only)."""
+
+    station: Station
+    metric: str
+    limit: Limit | None
+    readings: int
+    expected: int
+    completeness_pct: float | None
+    judged: int = 0  # readings or averaging windows that could be judged
+    within_pct: float | None = None
+    episodes: list[Episode] = field(default_factory=list)
+    outside_s: float = 0.0  # time outside the limit: violating readings or windows × their length
+
+
+@dataclass
+class AqiDay:
+    day: date
+    aqi: int | None  # None: not enough data that day
+    pm25: float | None
+    pm10: float | None
+
+
+@dataclass
+class FloodSummary:
+    station: Station
+    levels: list[Limit]  # alarm levels, lowest first
+    days_at_or_above: list[int]
+    max_level: float | None
+    max_day: date | None
+    daily_max: np.ndarray
+
+
+@dataclass
+class WasteSummary:
+    station: Station
+    threshold_pct: float
+    episodes: list[Episode]
+    readings_above: int
+    readings: int
+
+    @property
+    def hours_above(self) -> float:
+        return self.readings_above * self.station.interval_s / 3600
+
+    @property
+    def longest_h(self) -> float:
+        return max((e.duration_s for e in self.episodes), default=0.0) / 3600
+
+    @property
+    def pct_time_above(self) -> float | None:
+        return None if not self.readings else 100.0 * self.readings_above / self.readings
+
+
+@dataclass
+class Report:
+    site: Site
+    month: Month
+    generated_at: datetime
+    rows: list[Row]
+    completeness: dict[str, np.ndarray]  # station -> % per local day
+    station_totals: dict[str, tuple[int, int]]  # station -> (readings received, readings expected)
+    aqi: dict[str, list[AqiDay]]
+    flood: list[FloodSummary]
+    waste: list[WasteSummary]
+    versions: list[PackVersion]
+    profile: dict[str, Buckets]  # station -> hourly mean/min/max per field, for the plots
+    settings: dict
+    queries: int = 0
+    end_ms: int = 0  # end of the data considered (month end, or "now" for the running month)
+
+    def rows_of(self, station_id: str) -> list[Row]:
+        return [r for r in self.rows if r.station.id == station_id]
+
+    def limited_rows(self) -> list[Row]:
+        return [r for r in self.rows if r.limit is not None]
