@@ -1,10 +1,169 @@
-"""``villagewatch demo``: the stack, the pilot commune's gateways and the ingest in one command."""
+"""``villagewatch demo``: the pilot smart village on one machine.
+
+Starts the local stack (Mosquitto + InfluxDB), backfills recent history from the simulator, runs
+the ingest and one edge gateway per gateway of the site (simulated sensors, sped up), the alert
+service and the inspector page when they are installed, then prints where to look and live
+counts. Ctrl-C stops everything, children first, and leaves no process behind.
+"""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from villagewatch.sites import DEFAULT_SITES_DIR, load_site
+from villagewatch.stack import LocalStack, free_port, stop_pid, wait_until
+
+DEFAULT_SITE = DEFAULT_SITES_DIR / "tan-thuan-dong.yaml"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="run the pilot-village demo")
-    p.set_defaults(_parser=p)
+    p = sub.add_parser(
+        "demo", help="run the pilot-village demo (stack, gateways, ingest, alerts) / chạy thử làng thông minh",
+        description="Chạy thử làng thông minh thí điểm trên một máy.\n"
+                    "Runs Mosquitto + InfluxDB, simulated gateways of the pilot commune, the ingest (and the "
+                    "alerts service when installed); prints URLs, a query and live counts. Ctrl-C stops all.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--site", default=str(DEFAULT_SITE), help="site file (default: the Đồng Tháp pilot commune)")
+    p.add_argument("--data-dir", default="var/demo", help="folder for all demo state (default var/demo)")
+    p.add_argument("--speed", type=float, default=30.0,
+                   help="simulated stations report this many times faster than their interval (30)")
+    p.add_argument("--backfill-hours", type=float, default=24.0,
+                   help="hours of simulated history written before going live (24; 0 = none)")
+    p.add_argument("--duration", type=float, default=float(os.environ.get("VW_DEMO_DURATION", 0) or 0),
+                   help="stop by itself after this many seconds (0 = run until Ctrl-C; env VW_DEMO_DURATION)")
+    p.add_argument("--http-port", type=int, default=8480, help="ingest /healthz and /metrics port (8480)")
+    p.add_argument("--no-alerts", action="store_true", help="do not start the alerts service")
+    p.set_defaults(func=run)
+
+
+class Demo:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.data_dir = Path(args.data_dir).resolve()
+        self.site = load_site(args.site)
+        self.stack = LocalStack(self.data_dir / "stack")
+        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.http_port = args.http_port if args.http_port else free_port()
+
+    def env(self) -> dict[str, str]:
+        return {**os.environ, **self.stack.env(), "VW_SITES": str(Path(self.args.site).resolve().parent),
+                "VW_DATA_DIR": str(self.data_dir), "PYTHONUNBUFFERED": "1"}
+
+    def spawn(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
+        log = open(self.data_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
+        proc = subprocess.Popen([sys.executable, "-m", "villagewatch.cli", *argv], env=env or self.env(),
+                                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.children.append((name, proc))
+        return proc
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        say(f"▶ Khởi động Mosquitto + InfluxDB / starting the stack in {self.data_dir}/stack …")
+        self.stack.start()
+        if self.args.backfill_hours > 0:
+            from edge.sources.simulated.model import Faults, backfill
+            now = int(time.time() * 1000)
+            start = now - int(self.args.backfill_hours * 3_600_000)
+            n = backfill(self.site, start, now - 60_000, self.stack.influx_url, self.stack.influx_db,
+                         faults=Faults())
+            say(f"▶ Đã ghi {n:,} điểm dữ liệu lịch sử mô phỏng / backfilled {n:,} simulated points "
+                f"({self.args.backfill_hours:g} h)")
+        ingest_env = {**self.env(), "VW_HTTP_PORT": str(self.http_port)}
+        self.spawn("ingest", ["ingest", "--data-dir", str(self.data_dir)], ingest_env)
+        wait_until(self._ingest_ready, 30, "the ingest to connect to the broker")
+        for gw in self.site.gateways:
+            self.spawn(f"edge-{gw}", ["edge", "--site", self.args.site, "--gateway", gw,
+                                      "--data-dir", str(self.data_dir / "edge" / gw),
+                                      "--speed", str(self.args.speed), "--status-interval", "5"])
+        if not self.args.no_alerts and importlib.util.find_spec("alerts.service") is not None:
+            self.spawn("alerts", ["alerts", "run", "--data-dir", str(self.data_dir / "alerts")])
+
+    def _ingest_ready(self) -> bool:
+        for name, proc in self.children:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited ({proc.returncode}); see {self.data_dir}/{name}.log")
+        h = self.health()
+        return bool(h and h.get("subscribed"))
+
+    def health(self) -> dict | None:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=2) as r:
+                return json.loads(r.read())
+        except urllib.error.HTTPError as exc:
+            return json.loads(exc.read())
+        except OSError:
+            return None
+
+    def banner(self, since_ms: int) -> None:
+        q = f"SELECT count(seq) FROM telemetry WHERE time >= {since_ms}ms GROUP BY station"
+        say(f"""
+══ Làng thông minh {self.site.name_vi} ({self.site.province}) — demo ══
+  Kiểm tra sức khỏe / health:   http://127.0.0.1:{self.http_port}/healthz
+  Số liệu dịch vụ / metrics:     http://127.0.0.1:{self.http_port}/metrics
+  MQTT broker:                   {self.stack.mqtt_url}   (mosquitto_sub -p {self.stack.mosquitto.port} -t 'vw/v1/#' -v)
+  InfluxDB:                      {self.stack.influx_url}  database "{self.stack.influx_db}"
+  Truy vấn / query:  influx -port {self.stack.influxd.port} -database {self.stack.influx_db} -execute "{q}"
+  Nhật ký / logs:                {self.data_dir}/*.log
+  Dừng / stop:                   Ctrl-C
+""")
+
+    def count_since(self, since_ms: int) -> int:
+        rows = self.stack.query_values(f"SELECT count(seq) FROM telemetry WHERE time >= {since_ms}ms")
+        return int(rows[0][1]) if rows else 0
+
+    def watch(self) -> None:
+        since = int(time.time() * 1000)
+        self.banner(since)
+        deadline = time.monotonic() + self.args.duration if self.args.duration else None
+        while deadline is None or time.monotonic() < deadline:
+            for name, proc in self.children:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{name} stopped unexpectedly ({proc.returncode}); "
+                                       f"see {self.data_dir}/{name}.log")
+            h = self.health() or {}
+            say(f"[{time.strftime('%H:%M:%S')}] điểm mới trong InfluxDB / new points in InfluxDB: "
+                f"{self.count_since(since):,}   ingest nhận / received {h.get('received', '?')}, "
+                f"ghi / written {h.get('written', '?')}, đệm / spooled batches {h.get('spool_batches', '?')}")
+            time.sleep(5 if deadline is None else min(5, max(0.1, deadline - time.monotonic())))
+
+    def stop(self) -> None:
+        for name, proc in reversed(self.children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in reversed(self.children):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                stop_pid(proc.pid, timeout=1)
+        self.stack.stop()
+        say("■ Đã dừng tất cả / everything stopped.")
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def run(args: argparse.Namespace) -> int:
+    demo = Demo(args)
+    # Ctrl-C reaches the whole foreground process group; the children handle SIGINT themselves,
+    # and we stop them in order below.
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    try:
+        demo.start()
+        demo.watch()
+    except KeyboardInterrupt:
+        say("\n■ Đang dừng / stopping …")
+    finally:
+        with contextlib.suppress(Exception):
+            demo.stop()
+    return 0
