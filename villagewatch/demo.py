@@ -137,10 +137,10 @@ class Demo:
             time.sleep(5 if deadline is None else min(5, max(0.1, deadline - time.monotonic())))
 
     def stop(self) -> None:
-        for name, proc in reversed(self.children):
+        for _name, proc in reversed(self.children):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
-        for name, proc in reversed(self.children):
+        for _name, proc in reversed(self.children):
             try:
                 proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
