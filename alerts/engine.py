@@ -196,6 +196,18 @@ class Engine:
                 out.append(t)
         return out
 
+    def remember(self, reading: Reading) -> None:
+        """Add a stored reading to the windows without evaluating rules (start-up warm-up)."""
+        st = self.station(reading.commune, reading.station)
+        if st is None:
+            return
+        for metric, value in reading.metrics.items():
+            series = self.series.get((st.commune, st.id, metric))
+            if series is not None:
+                series.add(reading.ts_ms, value)
+        key = (st.commune, st.id)
+        self.last_seen[key] = max(self.last_seen.get(key, 0), reading.ts_ms)
+
     def replay(self, readings: Iterable[Reading]) -> list[Transition]:
         """Rebuild history (e.g. the last 24 h from InfluxDB) and evaluate it in order."""
         out: list[Transition] = []
@@ -318,7 +330,7 @@ class Engine:
                 continue
             last = self.last_seen.get((commune, ident), 0)
             # promote between readings only while the data is fresh: silence is not a breach
-            if now_ms - last <= 2 * st.interval_s * 1000 and now_ms - state.since_ms >= rule.duration_s * 1000:
+            if now_ms - last <= 3 * st.interval_s * 1000 and now_ms - state.since_ms >= rule.duration_s * 1000:
                 t = self._step(rule, st, HOLD, None, state.limit, now_ms)
                 if t:
                     out.append(t)

@@ -18,6 +18,7 @@ SUBCOMMANDS = [
     "villagewatch.cli_stack",  # stack up|down|status, demo
     "ingest.cli",  # ingest, ingest rejected
     "edge.cli",  # edge
+    "alerts.cli",  # alerts, alerts check, alerts hash-password
     "reports.cli",  # report
     "dashboards.cli",  # dashboards build|push|check
 ]

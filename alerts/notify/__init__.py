@@ -1,0 +1,79 @@
+"""Notification channels, one module per channel, and the dispatcher that drains the outbox.
+
+Registry: ``CHANNELS[type] -> async send(config, target, message)``. A channel raises on failure;
+the dispatcher retries with exponential backoff, logs, and gives up after ``retries`` attempts.
+Each send runs in its own task with a timeout, so a slow or failing channel never blocks the
+others or the engine. The MQTT "channel" is the ``_alerts`` topic, published for every transition
+by the service itself (alerts/service.py), whatever the routing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from alerts.notify import email, telegram, webhook
+from alerts.notify.text import Message, build_message
+
+log = logging.getLogger("villagewatch.alerts.notify")
+
+Sender = Callable[[dict[str, Any], str, Message], Awaitable[None]]
+
+CHANNELS: dict[str, Sender] = {
+    "email": email.send,
+    "webhook": webhook.send,
+    "telegram": telegram.send,
+}
+
+
+@dataclass
+class Dispatcher:
+    store: Any  # alerts.store.AlertStore
+    config: Any  # alerts.settings.AlertsConfig
+    now_ms: Callable[[], int] = lambda: int(time.time() * 1000)
+
+    def __post_init__(self) -> None:
+        self.inflight: dict[int, asyncio.Task] = {}
+
+    def drain(self) -> list[asyncio.Task]:
+        """Start a task for every due outbox row not already in flight."""
+        started = []
+        for row in self.store.pending_notifications(self.now_ms(), exclude=self.inflight):
+            task = asyncio.get_running_loop().create_task(self._send(row))
+            self.inflight[row["id"]] = task
+            task.add_done_callback(lambda _t, i=row["id"]: self.inflight.pop(i, None))
+            started.append(task)
+        return started
+
+    async def _send(self, row: dict) -> None:
+        channel = self.config.channels.get(row["channel"])
+        alert = self.store.get(row["alert_id"])
+        try:
+            if channel is None:
+                raise ValueError(f"channel {row['channel']!r} is not configured")
+            message = build_message(alert, row["event"], self.config.public_url)
+            await asyncio.wait_for(CHANNELS[channel["type"]](channel, row["target"] or "", message),
+                                   timeout=float(channel.get("timeout_s", 10)) * 2)
+        except Exception as exc:  # noqa: BLE001 - any channel failure is logged and retried
+            attempts = row["attempts"] + 1
+            give_up = attempts > self.config.retries
+            delay = self.config.retry_backoff_s * 2 ** (attempts - 1)
+            self.store.mark_failed(row["id"], f"{type(exc).__name__}: {exc}", self.now_ms() + int(delay * 1000),
+                                   give_up)
+            log.warning("notification %s via %s to %s failed (attempt %d%s): %s", row["id"], row["channel"],
+                        row["target"], attempts, ", giving up" if give_up else f", retry in {delay:.0f} s", exc)
+            return
+        self.store.mark_sent(row["id"], self.now_ms())
+        log.info("notification %s (%s) sent via %s to %s", row["id"], row["event"], row["channel"], row["target"])
+
+    async def run(self, interval_s: float = 0.2) -> None:
+        while True:
+            try:
+                self.drain()
+            except Exception:  # noqa: BLE001 - the dispatcher must outlive a bad row
+                log.exception("notification dispatcher")
+            await asyncio.sleep(interval_s)

@@ -1,0 +1,148 @@
+"""Alert service configuration (YAML, validated): channels, routing per commune and severity,
+re-notify and escalation timing, inspector accounts. Example: docs/alerts.md, alerts/example.yaml.
+
+Secrets are not written in the file: ``password_env``/``token_env`` name environment variables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alerts.rulepack import SEVERITIES, SEVERITY_RANK
+from villagewatch.schema import Any_, Bool, ConfigError, Ctx, Key, ListOf, Map, Num, OneOf, Str, load_yaml
+
+CHANNEL_TYPES = ("email", "webhook", "telegram")
+
+_CHANNEL = Map([
+    Key("type", OneOf(*CHANNEL_TYPES)),
+    # email
+    Key("host", Str(), required=False, default="127.0.0.1"),
+    Key("port", Num(1, 65535, integer=True), required=False, default=587),
+    Key("starttls", Bool(), required=False, default=True),
+    Key("username", Str(), required=False),
+    Key("password_env", Str(), required=False, doc="environment variable holding the password"),
+    Key("sender", Str(), required=False, default="villagewatch@localhost"),
+    Key("cafile", Str(), required=False, doc="CA bundle to verify the SMTP server's certificate"),
+    # webhook
+    Key("url", Str(r"https?://.+", "http(s) URL"), required=False),
+    # telegram
+    Key("api_base", Str(r"https?://.+", "http(s) URL"), required=False, default="https://api.telegram.org"),
+    Key("token_env", Str(), required=False),
+    Key("timeout_s", Num(0.1, 120), required=False, default=10),
+], name="channel")
+
+_ROUTE = Map([
+    Key("communes", ListOf(Str(), min_len=1), required=False, default=lambda: ["*"]),
+    Key("min_severity", OneOf(*SEVERITIES), required=False, default="warning"),
+    Key("notify", ListOf(Str(r"[a-z0-9_-]+(:.+)?", "channel[:target]"), min_len=1)),
+    Key("escalate_to", ListOf(Str(r"[a-z0-9_-]+(:.+)?", "channel[:target]")), required=False, default=list),
+], name="route")
+
+_USER = Map([
+    Key("username", Str(r"[a-z0-9_.-]{2,40}", "user name")),
+    Key("name", Str(), required=False, default=""),
+    Key("password_hash", Str(r"scrypt\$.+", "scrypt hash (villagewatch alerts hash-password)")),
+    Key("communes", ListOf(Str(), min_len=1), doc='communes this user sees; ["*"] = all'),
+    Key("role", OneOf("inspector", "operator"), required=False, default="operator"),
+], name="user")
+
+SCHEMA = Map([
+    Key("public_url", Str(r"https?://.+", "http(s) URL"), required=False, default="http://127.0.0.1:8481"),
+    Key("http_host", Str(), required=False, default="127.0.0.1"),
+    Key("http_port", Num(1, 65535, integer=True), required=False, default=8481),
+    Key("secret_env", Str(), required=False, default="VW_ALERTS_SECRET"),
+    Key("renotify_s", Num(0), required=False, default=3600),
+    Key("escalate_after_s", Num(0), required=False),
+    Key("retries", Num(0, 20, integer=True), required=False, default=4),
+    Key("retry_backoff_s", Num(0), required=False, default=2),
+    Key("channels", Map([], extra=_CHANNEL, name="channels"), required=False, default=dict),
+    Key("routes", ListOf(_ROUTE), required=False, default=list),
+    Key("users", ListOf(_USER), required=False, default=list),
+    Key("rulepacks", Str(), required=False),
+    Key("state_db", Str(), required=False),
+    Key("extra", Any_(), required=False),
+], name="alerts configuration")
+
+
+@dataclass
+class AlertsConfig:
+    public_url: str = "http://127.0.0.1:8481"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8481
+    secret: bytes = b""
+    renotify_s: float = 3600
+    escalate_after_s: float | None = None
+    retries: int = 4
+    retry_backoff_s: float = 2
+    channels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    routes: list[dict[str, Any]] = field(default_factory=list)
+    users: dict[str, dict[str, Any]] = field(default_factory=dict)
+    rulepacks: str | None = None
+    state_db: str | None = None
+
+    def targets(self, commune: str, severity: str, escalation: bool = False) -> list[tuple[str, str]]:
+        """(channel, target) pairs for an alert of this commune and severity."""
+        out: list[tuple[str, str]] = []
+        for route in self.routes:
+            if "*" not in route["communes"] and commune not in route["communes"]:
+                continue
+            if SEVERITY_RANK[severity] < SEVERITY_RANK[route["min_severity"]]:
+                continue
+            for item in route["escalate_to" if escalation else "notify"]:
+                channel, _, target = item.partition(":")
+                if (channel, target) not in out:
+                    out.append((channel, target))
+        return out
+
+
+def load_alerts_config(path: str | Path | None, env: dict[str, str] | None = None) -> AlertsConfig:
+    env = os.environ if env is None else env
+    if not path:
+        return AlertsConfig(secret=secrets.token_bytes(32))
+    raw = load_yaml(path)
+    ctx = Ctx(str(path), "", getattr(raw, "start_line", 1))
+    data = SCHEMA(raw or {}, ctx)
+    for name, ch in data["channels"].items():
+        need = {"email": ("host",), "webhook": ("url",), "telegram": ("token_env",)}[ch["type"]]
+        for key in need:
+            if not ch.get(key):
+                raise ConfigError(f"channel {name!r} of type {ch['type']} needs `{key}`", file=str(path))
+    for i, route in enumerate(data["routes"]):
+        for item in route["notify"] + route["escalate_to"]:
+            channel = item.partition(":")[0]
+            if channel not in data["channels"]:
+                raise ConfigError(f"routes[{i}]: unknown channel {channel!r}", file=str(path),
+                                  hint=f"channels: {', '.join(data['channels']) or '(none declared)'}")
+    secret = env.get(data["secret_env"], "")
+    users = {u["username"]: u for u in data["users"]}
+    return AlertsConfig(
+        data["public_url"].rstrip("/"), data["http_host"], data["http_port"],
+        secret.encode() if secret else secrets.token_bytes(32),
+        data["renotify_s"], data["escalate_after_s"], data["retries"], data["retry_backoff_s"],
+        data["channels"], data["routes"], users, data["rulepacks"], data["state_db"])
+
+
+# ---------------------------------------------------------------------- passwords (stdlib scrypt)
+_N, _R, _P = 2 ** 14, 8, 1
+
+
+def hash_password(password: str, salt: bytes | None = None) -> str:
+    salt = salt or secrets.token_bytes(16)
+    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
+    return f"scrypt${_N}${_R}${_P}${salt.hex()}${digest.hex()}"
+
+
+def verify_password(password: str, stored: str) -> bool:
+    try:
+        _, n, r, p, salt, digest = stored.split("$")
+        got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
+                             dklen=len(digest) // 2)
+    except (ValueError, TypeError):
+        return False
+    return hmac.compare_digest(got.hex(), digest)

@@ -1,0 +1,254 @@
+"""Inspector page (aiohttp, Vietnamese first): active alerts, acknowledge/resolve with a note,
+history with filters. Per-user accounts (scrypt hashes), HMAC-signed session cookie, a commune
+operator sees only their commune(s). Links in notifications (``/alert/<id>``) open the alert.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import time
+import urllib.parse
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from alerts.messages import SEVERITY_LABELS, STATE_LABELS, bilingual, fmt_number, local_time
+from alerts.settings import AlertsConfig, verify_password
+from alerts.store import AlertStore, StoreError
+
+COOKIE = "vw_alerts_session"
+INSPECTOR: web.AppKey = web.AppKey("inspector")
+SESSION_S = 12 * 3600
+
+_CSS = """
+body{font-family:system-ui,"Noto Sans",sans-serif;margin:0;background:#f4f6f8;color:#1b1f23}
+header{background:#0b5d3b;color:#fff;padding:10px 18px;display:flex;gap:18px;align-items:center}
+header a{color:#fff} main{padding:16px 18px} table{border-collapse:collapse;width:100%;background:#fff}
+th,td{border:1px solid #d0d7de;padding:6px 8px;text-align:left;vertical-align:top;font-size:14px}
+th{background:#eaeef2} .critical{background:#ffd7d5} .warning{background:#fff1c2} .info{background:#ddf4ff}
+.en{color:#57606a;font-size:12px} .badge{padding:2px 6px;border-radius:4px;font-weight:600}
+form.inline{display:inline} textarea{width:100%;max-width:480px} .err{color:#b00020}
+.box{background:#fff;border:1px solid #d0d7de;padding:12px;margin-bottom:12px;max-width:900px}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _page(title: str, body: str, user: dict | None = None) -> web.Response:
+    nav = ""
+    if user:
+        nav = (f'<a href="/">Cảnh báo đang hoạt động</a><a href="/history">Lịch sử / History</a>'
+               f'<span style="margin-left:auto">{_e(user.get("name") or user["username"])}</span>'
+               f'<a href="/logout">Đăng xuất</a>')
+    text = (f'<!doctype html><html lang="vi"><head><meta charset="utf-8"><title>{_e(title)}</title>'
+            f'<meta name="viewport" content="width=device-width"><style>{_CSS}</style></head><body>'
+            f'<header><strong>Làng thông minh — Cảnh báo môi trường</strong>{nav}</header>'
+            f'<main>{body}</main></body></html>')
+    return web.Response(text=text, content_type="text/html")
+
+
+class Inspector:
+    def __init__(self, store: AlertStore, config: AlertsConfig, sites: dict, on_change: Callable | None):
+        self.store, self.config, self.sites, self.on_change = store, config, sites, on_change
+
+    # ------------------------------------------------------------------ sessions
+    def _sign(self, text: str) -> str:
+        return hmac.new(self.config.secret, text.encode(), hashlib.sha256).hexdigest()
+
+    def _session_value(self, username: str) -> str:
+        payload = f"{username}|{int(time.time()) + SESSION_S}"
+        return f"{payload}|{self._sign(payload)}"
+
+    def user(self, request: web.Request) -> dict | None:
+        raw = request.cookies.get(COOKIE, "")
+        parts = raw.split("|")
+        if len(parts) != 3:
+            return None
+        payload = f"{parts[0]}|{parts[1]}"
+        if not hmac.compare_digest(self._sign(payload), parts[2]) or int(parts[1]) < time.time():
+            return None
+        return self.config.users.get(parts[0])
+
+    def csrf(self, request: web.Request) -> str:
+        return self._sign("csrf:" + request.cookies.get(COOKIE, ""))
+
+    def require(self, request: web.Request) -> dict:
+        u = self.user(request)
+        if u is None:
+            raise web.HTTPFound("/login?next=" + urllib.parse.quote(request.path_qs))
+        return u
+
+    def communes(self, user: dict) -> list[str] | None:
+        return None if "*" in user["communes"] else list(user["communes"])
+
+    def visible(self, user: dict, alert: dict | None) -> bool:
+        return alert is not None and ("*" in user["communes"] or alert["commune"] in user["communes"])
+
+    # ------------------------------------------------------------------ pages
+    async def login_form(self, request: web.Request, error: str = "") -> web.Response:
+        nxt = _e(request.query.get("next", "/"))
+        err = f'<p class="err">{_e(error)}</p>' if error else ""
+        return _page("Đăng nhập", f"""<div class="box"><h2>Đăng nhập <span class="en">/ Log in</span></h2>{err}
+<form method="post" action="/login"><input type="hidden" name="next" value="{nxt}">
+<p><label>Tên đăng nhập <span class="en">/ user name</span><br><input name="username" autocomplete="username"></label></p>
+<p><label>Mật khẩu <span class="en">/ password</span><br><input name="password" type="password" autocomplete="current-password"></label></p>
+<p><button type="submit">Đăng nhập</button></p></form></div>""")
+
+    async def login(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        user = self.config.users.get(str(form.get("username", "")).strip())
+        if user is None or not verify_password(str(form.get("password", "")), user["password_hash"]):
+            return await self.login_form(request, "Sai tên đăng nhập hoặc mật khẩu / wrong user name or password")
+        nxt = str(form.get("next") or "/")
+        if not nxt.startswith("/") or nxt.startswith("//"):
+            nxt = "/"
+        resp = web.HTTPFound(nxt)
+        resp.set_cookie(COOKIE, self._session_value(user["username"]), httponly=True, samesite="Lax",
+                        max_age=SESSION_S)
+        raise resp
+
+    async def logout(self, request: web.Request) -> web.Response:
+        resp = web.HTTPFound("/login")
+        resp.del_cookie(COOKIE)
+        raise resp
+
+    def _rows(self, alerts: list[dict], history: bool = False) -> str:
+        if not alerts:
+            return "<p>Không có cảnh báo nào. <span class='en'>No alerts.</span></p>"
+        head = ("<tr><th>Mức độ</th><th>Trạm</th><th>Nội dung</th><th>Giá trị / ngưỡng</th><th>Quy chuẩn</th>"
+                "<th>Từ lúc</th><th>Trạng thái</th></tr>")
+        rows = []
+        for a in alerts:
+            sev_vi, sev_en = SEVERITY_LABELS[a["severity"]]
+            st_vi, st_en = STATE_LABELS[a["state"]]
+            since = local_time(a["fired_ms"])
+            if history and a["resolved_ms"]:
+                since += f" → {local_time(a['resolved_ms'])}"
+            unverified = " <span class='en'>(ngưỡng chưa kiểm chứng / unverified)</span>" if a["unverified"] else ""
+            rows.append(
+                f'<tr class="{_e(a["severity"])}" data-alert-id="{a["id"]}"><td><span class="badge">{_e(sev_vi)}</span>'
+                f'<div class="en">{_e(sev_en)}</div></td>'
+                f'<td>{_e(a["station_name_vi"])}<div class="en">{_e(a["commune"])}/{_e(a["station"])}</div></td>'
+                f'<td><a href="/alert/{a["id"]}">{_e(a["message_vi"])}</a><div class="en">{_e(a["message_en"])}</div></td>'
+                f'<td>{_e(fmt_number(a["value"]))} / {_e(fmt_number(a["limit"]))}</td>'
+                f'<td>{_e(bilingual(a["regulation"], "vi"))}<div class="en">{_e(bilingual(a["table"], "vi"))}, '
+                f'{_e(bilingual(a["column"], "vi"))}; {_e(bilingual(a["averaging"], "vi"))}</div>{unverified}</td>'
+                f'<td>{_e(since)}</td><td>{_e(st_vi)}<div class="en">{_e(st_en)}</div></td></tr>')
+        return f"<table>{head}{''.join(rows)}</table>"
+
+    async def active(self, request: web.Request) -> web.Response:
+        user = self.require(request)
+        alerts = self.store.active(self.communes(user))
+        return _page("Cảnh báo đang hoạt động", f"<h2>Cảnh báo đang hoạt động <span class='en'>/ Active alerts "
+                     f"({len(alerts)})</span></h2>{self._rows(alerts)}", user)
+
+    async def history(self, request: web.Request) -> web.Response:
+        user = self.require(request)
+        q = request.query
+        allowed = self.communes(user)
+        communes = allowed
+        if q.get("commune"):
+            communes = [q["commune"]] if allowed is None or q["commune"] in allowed else []
+
+        def day_ms(text: str | None, end: bool = False) -> int | None:
+            if not text:
+                return None
+            import datetime as dt
+
+            from alerts.messages import TZ
+            try:
+                d = dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), TZ)
+            except ValueError:
+                return None
+            return int((d + dt.timedelta(days=1 if end else 0)).timestamp() * 1000)
+
+        alerts = self.store.history(communes, states=[q["state"]] if q.get("state") else None,
+                                    station=q.get("station") or None, severity=q.get("severity") or None,
+                                    since_ms=day_ms(q.get("from")), until_ms=day_ms(q.get("to"), end=True),
+                                    text=q.get("q") or None)
+
+        def sel(name: str, options: dict[str, tuple[str, str]]) -> str:
+            opts = "".join(f'<option value="{k}"{" selected" if q.get(name) == k else ""}>{_e(v[0])} / {_e(v[1])}</option>'
+                           for k, v in options.items())
+            return f'<select name="{name}"><option value="">— tất cả —</option>{opts}</select>'
+
+        form = (f'<form method="get" action="/history" class="box">Trạm <input name="station" value="{_e(q.get("station", ""))}" size="16"> '
+                f'Mức độ {sel("severity", SEVERITY_LABELS)} Trạng thái {sel("state", STATE_LABELS)} '
+                f'Từ ngày <input type="date" name="from" value="{_e(q.get("from", ""))}"> '
+                f'đến <input type="date" name="to" value="{_e(q.get("to", ""))}"> '
+                f'Tìm <input name="q" value="{_e(q.get("q", ""))}" size="14"> <button type="submit">Lọc / Filter</button></form>')
+        return _page("Lịch sử cảnh báo", f"<h2>Lịch sử cảnh báo <span class='en'>/ Alert history</span></h2>{form}"
+                     f"{self._rows(alerts, history=True)}", user)
+
+    async def detail(self, request: web.Request) -> web.Response:
+        user = self.require(request)
+        alert = self.store.get(int(request.match_info["id"]))
+        if not self.visible(user, alert):
+            raise web.HTTPNotFound(text="Không tìm thấy cảnh báo / alert not found")
+        events = self.store.events(alert["id"])
+        ev_rows = "".join(
+            f"<tr><td>{_e(local_time(e['ts_ms']))}</td><td>{_e(STATE_LABELS[e['state']][0])}</td>"
+            f"<td>{_e(e['who'])}</td><td>{_e(e['note'])}</td></tr>" for e in events)
+        token = self.csrf(request)
+        actions = ""
+        if alert["state"] in ("firing", "acknowledged"):
+            ack = ""
+            if alert["state"] == "firing":
+                ack = (f'<form method="post" action="/alert/{alert["id"]}/ack" class="box"><input type="hidden" name="csrf" value="{token}">'
+                       f'<label>Ghi chú khi tiếp nhận <span class="en">/ note</span><br><textarea name="note" rows="2" id="ack-note"></textarea></label><br>'
+                       f'<button type="submit" id="ack">Tiếp nhận / Acknowledge</button></form>')
+            actions = ack + (f'<form method="post" action="/alert/{alert["id"]}/resolve" class="box"><input type="hidden" name="csrf" value="{token}">'
+                             f'<label>Ghi chú khi kết thúc <span class="en">/ note</span><br><textarea name="note" rows="2" id="resolve-note"></textarea></label><br>'
+                             f'<button type="submit" id="resolve">Kết thúc / Resolve</button></form>')
+        err = f'<p class="err">{_e(request.query["error"])}</p>' if request.query.get("error") else ""
+        sev_vi, sev_en = SEVERITY_LABELS[alert["severity"]]
+        body = (f'<h2>Cảnh báo #{alert["id"]} <span class="en">/ Alert</span></h2>{err}<div class="box {alert["severity"]}">'
+                f'<p><strong>{_e(alert["message_vi"])}</strong><br><span class="en">{_e(alert["message_en"])}</span></p>'
+                f'<p>Mức độ: {_e(sev_vi)} <span class="en">({_e(sev_en)})</span> · Trạng thái: <span id="state">{_e(STATE_LABELS[alert["state"]][0])}</span></p>'
+                f'<p>Quy chuẩn: {_e(alert["regulation"])}<br>{_e(alert["table"])} — {_e(alert["column"])}<br>'
+                f'Thời gian lấy trung bình: {_e(alert["averaging"])}'
+                + ("<br><em>Ngưỡng chưa kiểm chứng với văn bản gốc / limit not verified against the official text</em>" if alert["unverified"] else "")
+                + f'</p><p>Giá trị {_e(fmt_number(alert["value"]))} · ngưỡng {_e(fmt_number(alert["limit"]))} · '
+                f'từ {_e(local_time(alert["fired_ms"]))}</p></div>{actions}'
+                f'<h3>Diễn biến <span class="en">/ Events</span></h3><table><tr><th>Lúc</th><th>Trạng thái</th><th>Người</th><th>Ghi chú</th></tr>{ev_rows}</table>')
+        return _page(f"Cảnh báo #{alert['id']}", body, user)
+
+    async def act(self, request: web.Request) -> web.Response:
+        user = self.require(request)
+        alert_id = int(request.match_info["id"])
+        alert = self.store.get(alert_id)
+        if not self.visible(user, alert):
+            raise web.HTTPNotFound(text="Không tìm thấy cảnh báo / alert not found")
+        form = await request.post()
+        if not hmac.compare_digest(str(form.get("csrf", "")), self.csrf(request)):
+            raise web.HTTPForbidden(text="Phiên không hợp lệ, hãy tải lại trang / invalid session, reload the page")
+        note = str(form.get("note", "")).strip()[:2000]
+        who = user.get("name") or user["username"]
+        now = int(time.time() * 1000)
+        try:
+            if request.match_info["action"] == "ack":
+                updated = self.store.acknowledge(alert_id, who, note, now)
+            else:
+                updated = self.store.resolve(alert_id, who, note, now)
+        except StoreError as exc:
+            raise web.HTTPFound(f"/alert/{alert_id}?error=" + urllib.parse.quote(str(exc))) from exc
+        if self.on_change:
+            self.on_change(updated)
+        raise web.HTTPFound(f"/alert/{alert_id}")
+
+
+def create_app(store: AlertStore, config: AlertsConfig, sites: dict, on_change: Callable | None = None) -> web.Application:
+    ins = Inspector(store, config, sites, on_change)
+    app = web.Application()
+    app.add_routes([
+        web.get("/login", ins.login_form), web.post("/login", ins.login), web.get("/logout", ins.logout),
+        web.get("/", ins.active), web.get("/history", ins.history), web.get(r"/alert/{id:\d+}", ins.detail),
+        web.post(r"/alert/{id:\d+}/{action:ack|resolve}", ins.act),
+    ])
+    app[INSPECTOR] = ins
+    return app
