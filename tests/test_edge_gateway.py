@@ -20,9 +20,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from conftest import REPO, eventually
 from paho.mqtt.enums import CallbackAPIVersion
 
-from conftest import REPO, eventually
 from villagewatch import contract
 
 pytestmark = pytest.mark.integration

@@ -28,9 +28,10 @@ from villagewatch.sites import Site, Station
 class SourceError(Exception):
     """The device or the link failed (not a bug): ``kind`` is a stable counter key."""
 
-    def __init__(self, kind: str, detail: str):
+    def __init__(self, kind: str, detail: str, partial: dict[str, float] | None = None):
         super().__init__(f"{kind}: {detail}")
         self.kind, self.detail = kind, detail
+        self.partial = partial  # what the device did deliver (e.g. one of two probes answered)
 
 
 class Sink(Protocol):
@@ -109,6 +110,8 @@ class PolledSource(Source):
                     metrics = await self.poll(b, ts_ms)
                 except SourceError as exc:
                     sink.error(self, sid, exc.kind, exc.detail)
+                    if exc.partial:
+                        sink.reading(sid, ts_ms, exc.partial)
                     continue
                 if metrics:
                     sink.reading(sid, ts_ms, metrics)
