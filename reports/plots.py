@@ -122,10 +122,10 @@ def completeness_figure(report: Report, lang: str) -> Figure:
     ids, matrix = completeness_matrix(report)
     fig = plt.figure(figsize=(A4_PORTRAIT[0], 1.6 + 0.32 * len(ids)))
     ax = fig.add_subplot(1, 1, 1)
-    cmap = ListedColormap(["#b2182b", "#ef8a62", "#fddbc7", "#d1e5f0", "#67a9cf", "#2166ac"])
+    cmap = ListedColormap(["#b2182b", "#ef8a62", "#fddbc7", "#d1e5f0", "#67a9cf", "#2166ac"]).with_extremes(
+        under="#eeeeee")  # grey: days not yet due
     image = ax.imshow(np.where(np.isnan(matrix), -1, matrix), aspect="auto", cmap=cmap, vmin=0, vmax=100,
                       interpolation="nearest")
-    image.cmap.set_under("#eeeeee")
     ax.set_yticks(range(len(ids)), [report.site.stations[s].name(lang)[:38] for s in ids], fontsize=6.5)
     ax.set_xticks(range(len(report.month.days)), [str(d.day) for d in report.month.days], fontsize=6)
     ax.set_xlabel(t("date", lang))
