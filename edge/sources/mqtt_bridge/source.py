@@ -1,0 +1,82 @@
+"""MQTT bridge: subscribe to devices on a local broker, map their payloads into the wire contract."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any, ClassVar
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge.sources.base import Source
+from edge.sources.mqtt_bridge.mapping import FORMATS, MappingError, map_esphome, map_json
+from villagewatch.config import MqttUrl
+from villagewatch.schema import Key, Map, OneOf, Str
+
+
+class MqttBridgeSource(Source):
+    type_name: ClassVar[str] = "mqtt_bridge"
+    options_schema: ClassVar[Map] = Map([
+        Key("broker", Str(r"mqtts?://.+", "mqtt:// URL"), required=False, default="mqtt://127.0.0.1:1883",
+            doc="the broker the devices publish to (often the gateway's own)"),
+        Key("format", OneOf(*FORMATS)),
+        Key("topic", Str(what="MQTT topic"), required=False, default="",
+            doc="tasmota/chirpstack: the device's topic; esphome: unused (fields are topics)"),
+        Key("fields", Map([], extra=Str(what="field path or topic"), name="metric -> field"),
+            doc="metric: field path (tasmota/chirpstack) or state topic (esphome)"),
+    ], name="mqtt_bridge source options")
+
+    @classmethod
+    def bus_key(cls, options: dict[str, Any]) -> str:
+        return options["broker"]
+
+    def __init__(self, key, bound, ctx):
+        super().__init__(key, bound, ctx)
+        self.url = MqttUrl.parse(key, "mqtt_bridge broker")
+        self.routes: dict[str, list] = {}
+        for b in bound:
+            o = b.options
+            topics = list(o["fields"].values()) if o["format"] == "esphome" else [o["topic"]]
+            for t in topics:
+                self.routes.setdefault(t, []).append(b)
+        self.client: mqtt.Client | None = None
+
+    async def run(self, sink) -> None:
+        loop = asyncio.get_running_loop()
+
+        def on_message(client, userdata, msg) -> None:
+            loop.call_soon_threadsafe(self._handle, sink, msg.topic, msg.payload, int(time.time() * 1000))
+
+        c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
+                        client_id=f"vw-bridge-{id(self):x}", clean_session=True)
+        if self.url.username:
+            c.username_pw_set(self.url.username, self.url.password)
+        if self.url.tls:
+            c.tls_set()
+        c.on_connect = lambda cl, u, f, rc, p: cl.subscribe([(t, 1) for t in self.routes]) if not rc.is_failure else None
+        c.on_message = on_message
+        c.reconnect_delay_set(1, 10)
+        c.connect_async(self.url.host, self.url.port)
+        c.loop_start()
+        self.client = c
+        await asyncio.Event().wait()
+
+    def _handle(self, sink, topic: str, payload: bytes, now_ms: int) -> None:
+        for b in self.routes.get(topic, ()):
+            o = b.options
+            try:
+                if o["format"] == "esphome":
+                    ts, metrics = None, map_esphome(topic, payload, o["fields"])
+                else:
+                    ts, metrics = map_json(payload, o["fields"])
+            except MappingError as exc:
+                sink.error(self, b.station.id, "bad_payload", str(exc))
+                continue
+            if metrics:
+                sink.reading(b.station.id, ts or now_ms, metrics)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            self.client.disconnect()
+            self.client.loop_stop()
