@@ -90,8 +90,8 @@ class Inspector:
         return alert is not None and ("*" in user["communes"] or alert["commune"] in user["communes"])
 
     # ------------------------------------------------------------------ pages
-    async def login_form(self, request: web.Request, error: str = "") -> web.Response:
-        nxt = _e(request.query.get("next", "/"))
+    async def login_form(self, request: web.Request, error: str = "", nxt: str | None = None) -> web.Response:
+        nxt = _e(nxt or request.query.get("next", "/"))
         err = f'<p class="err">{_e(error)}</p>' if error else ""
         return _page("Đăng nhập", f"""<div class="box"><h2>Đăng nhập <span class="en">/ Log in</span></h2>{err}
 <form method="post" action="/login"><input type="hidden" name="next" value="{nxt}">
@@ -103,7 +103,8 @@ class Inspector:
         form = await request.post()
         user = self.config.users.get(str(form.get("username", "")).strip())
         if user is None or not verify_password(str(form.get("password", "")), user["password_hash"]):
-            return await self.login_form(request, "Sai tên đăng nhập hoặc mật khẩu / wrong user name or password")
+            return await self.login_form(request, "Sai tên đăng nhập hoặc mật khẩu / wrong user name or password",
+                                         str(form.get("next") or "/"))
         nxt = str(form.get("next") or "/")
         if not nxt.startswith("/") or nxt.startswith("//"):
             nxt = "/"
