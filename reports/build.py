@@ -167,7 +167,8 @@ def _aqi_days(reader: InfluxReader, site: Site, month: Month, st: Station, catal
 
 
 def _flood(reader: InfluxReader, site: Site, month: Month, st: Station, levels: list[Limit]) -> FloodSummary:
-    b = queries.buckets(reader, site.commune, st.id, "level", month, int(DAY_S), ("max",))
+    hold_s = int(max([lim.duration_s for lim in levels] + [st.interval_s]))
+    b = queries.sustained_daily_max(reader, site.commune, st.id, "level", month, hold_s)
     daily_max = np.full(len(month.days), np.nan)
     for t, v in zip(b.starts_ms, b.values["max"], strict=True):
         i = month.day_index(int(t))
@@ -177,7 +178,7 @@ def _flood(reader: InfluxReader, site: Site, month: Month, st: Station, levels: 
     has = ~np.isnan(daily_max)
     max_level = float(np.nanmax(daily_max)) if has.any() else None
     max_day = month.days[int(np.nanargmax(daily_max))] if has.any() else None
-    return FloodSummary(st, levels, days, max_level, max_day, daily_max)
+    return FloodSummary(st, levels, days, max_level, max_day, daily_max, hold_s)
 
 
 def _waste(reader: InfluxReader, site: Site, month: Month, st: Station, per_field: dict[str, np.ndarray],

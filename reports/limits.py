@@ -26,6 +26,7 @@ class Limit:
     energy_mean: bool = False  # window mean of a level in dB is the energy mean (Leq), not arithmetic
     min_coverage: float = 0.75  # share of a window's expected readings needed to judge it
     severity: str = "warning"
+    duration_s: float = 0  # the alert rule wants the condition held this long
     unverified_note: str = ""
     pack: str = ""
 

@@ -45,7 +45,8 @@ class FloodSummary:
     days_at_or_above: list[int]
     max_level: float | None
     max_day: date | None
-    daily_max: np.ndarray
+    daily_max: np.ndarray  # highest level held for hold_s, per local day
+    hold_s: int = 0
 
 
 @dataclass

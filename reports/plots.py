@@ -152,7 +152,8 @@ def flood_figure(report: Report, lang: str) -> Figure | None:
         for i, lim in enumerate(f.levels):
             ax.axhline(lim.hi, color=LIMIT_COLOURS[i % len(LIMIT_COLOURS)], linestyle="--", linewidth=1,
                        label=f"{lim.column_text(lang)}: {lim.hi:g} m")
-        ax.set_title(f"{t('flood', lang)} — {f.station.name(lang)} ({t('level_max', lang)})", loc="left")
+        held = t("level_held", lang, minutes=f"{f.hold_s / 60:g}")
+        ax.set_title(f"{t('flood', lang)} — {f.station.name(lang)}\n{held}", loc="left")
         finite = f.daily_max[~np.isnan(f.daily_max)]
         if finite.size:
             top = max([float(finite.max())] + [lim.hi for lim in f.levels])

@@ -98,6 +98,23 @@ def buckets(reader: InfluxReader, commune: str, station: str, metric: str, month
     return Buckets(starts, values)
 
 
+def sustained_daily_max(reader: InfluxReader, commune: str, station: str, metric: str, month: Month,
+                        hold_s: int) -> Buckets:
+    """Per local day, the highest value held for ``hold_s``: max over the day of the minimum of each
+    ``hold_s`` bucket. One spiking reading cannot raise a flood alarm day (the alarm rule itself
+    wants the level held for its duration)."""
+    field = quote_ident(metric)
+    q = (f"SELECT max(m) AS max FROM (SELECT min({field}) AS m FROM {quote_ident(MEASUREMENT_TELEMETRY)} "
+         f"WHERE {_where(commune, month, station)} GROUP BY time({int(hold_s)}s) fill(none)) "
+         f"GROUP BY time(1d) fill(none) {_tz(month)}")
+    series = reader.query(q)
+    if not series:
+        return Buckets(np.zeros(0, dtype=np.int64), {"max": np.zeros(0)})
+    s = series[0]
+    return Buckets(np.asarray(s.column("time"), dtype=np.int64),
+                   {"max": np.asarray([np.nan if v is None else v for v in s.column("max")], dtype=float)})
+
+
 def violating_points(reader: InfluxReader, commune: str, station: str, metric: str, month: Month,
                      lo: float | None, hi: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Only the readings outside [lo, hi], filtered by the database: (times in ms, values)."""

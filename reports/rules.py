@@ -32,7 +32,7 @@ def limit_from_rule(rule: Rule) -> Limit | None:
         window_s=int(rule.window_s) if rule.kind == "mean" else 0,
         regulation=rule.regulation, table=rule.table, column=rule.column, unverified=rule.unverified,
         averaging=rule.averaging, hours=rule.hours, energy_mean=rule.mean == "energy",
-        min_coverage=rule.min_coverage, severity=rule.severity, unverified_note=rule.unverified_note,
+        min_coverage=rule.min_coverage, severity=rule.severity, duration_s=rule.duration_s, unverified_note=rule.unverified_note,
         pack=rule.pack,
     )
 

@@ -48,6 +48,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "date": ("Ngày", "Date"),
     "aqi": ("VN_AQI", "VN_AQI"),
     "level_max": ("Mực nước cao nhất (m)", "Highest level (m)"),
+    "level_held": ("Mực nước cao nhất duy trì ít nhất {minutes} phút (m)", "Highest level held for {minutes} min (m)"),
     "per_station": ("Kết quả theo trạm và thông số", "Results per station and parameter"),
     "episode_list": ("Các đợt vượt giới hạn", "Exceedance episodes"),
     "aqi_calendar": ("Lịch VN_AQI theo ngày", "Daily VN_AQI calendar"),
@@ -67,10 +68,14 @@ TEXTS: dict[str, tuple[str, str]] = {
     "method_text": (
         "Đầy đủ = số giá trị nhận được / số giá trị dự kiến theo chu kỳ đo của trạm. Giới hạn theo giá trị đo: "
         "% thời gian đạt = số giá trị đạt / số giá trị. Giới hạn trung bình (24 giờ, 1 giờ Leq): chỉ đánh giá "
-        "khoảng có đủ số liệu; % = số khoảng đạt / số khoảng đánh giá. Ngày theo giờ {tz}.",
+        "khoảng có đủ số liệu; % = số khoảng đạt / số khoảng đánh giá. Mực nước ngày = mức cao nhất được duy trì "
+        "suốt thời gian của quy tắc báo động lũ (một giá trị đột biến không tạo ra ngày báo động). "
+        "Chưa loại giá trị lỗi cảm biến. Ngày theo giờ {tz}.",
         "Completeness = readings received / readings expected at the station's interval. Per-reading limits: "
         "% within = readings within / readings. Averaging limits (24 h, 1 h Leq): only windows with enough data "
-        "are judged; % = windows within / windows judged. Days are local days ({tz})."),
+        "are judged; % = windows within / windows judged. Daily water level = the highest level held for the flood "
+        "rule's duration (a single spike makes no alarm day). Sensor faults are not removed yet. "
+        "Days are local days ({tz})."),
     "more_episodes": ("… và {n} đợt khác (xem CSV/HTML)", "… and {n} more (see CSV/HTML)"),
     "page": ("Trang", "Page"),
 }
