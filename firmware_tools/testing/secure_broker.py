@@ -17,7 +17,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from firmware_tools.ca import CertificateAuthority
-from villagewatch.stack import REPO_ROOT, free_port, port_open, stop_pid, wait_until
+from villagewatch.stack import REPO_ROOT, find_binary, free_port, port_open, stop_pid, wait_until
 
 PRODUCTION_CONF = REPO_ROOT / "broker_config" / "mosquitto.conf"
 PROD_FILES_DIR = "/etc/mosquitto/villagewatch/"
@@ -70,7 +70,7 @@ class SecureBroker:
         conf.write_text(render_production_config(PRODUCTION_CONF.read_text(), self.files_dir, self.data_dir,
                                                  self.plain_port, self.tls_port, self.log_file))
         with open(self.root / "stdout.log", "ab") as out:
-            self.proc = subprocess.Popen(["mosquitto", "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT,
+            self.proc = subprocess.Popen([find_binary("mosquitto"), "-c", str(conf)], stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
         self.pid_file.write_text(str(self.proc.pid))
 
