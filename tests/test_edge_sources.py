@@ -172,3 +172,46 @@ def test_bridge_reads_tasmota_esphome_chirpstack_from_a_real_broker(stack):
     assert got["ao-a2"] == {"do": 5.1}
     assert got["ao-a1"] == {"do": 4.12, "temp": 29.4, "rssi": -97.0}
     assert sink.errors == [("kk-b", "bad_payload")]
+
+
+def _sources_in(node):
+    if isinstance(node, dict):
+        if "type" in node:
+            yield node
+        for v in node.values():
+            yield from _sources_in(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _sources_in(v)
+
+
+def test_every_sample_config_validates_against_its_source_schema():
+    from pathlib import Path
+
+    from edge.processing import PROCESSING_KEYS, PROCESSING_SCHEMA
+    from edge.sources import SOURCES, source_class
+    from villagewatch.schema import load_yaml
+
+    root = Path(__file__).resolve().parent.parent / "edge" / "sources"
+    for type_name in SOURCES:
+        sample = root / type_name / "sample.yaml"
+        assert (root / type_name / "README.md").is_file()
+        found = list(_sources_in(load_yaml(sample)))
+        assert found, f"{sample} has no source mapping"
+        for src in found:
+            cls = source_class(src["type"])
+            cls.options_schema({k: v for k, v in src.items() if k not in (*PROCESSING_KEYS, "type")}, Ctx(str(sample)))
+            PROCESSING_SCHEMA({k: v for k, v in src.items() if k in PROCESSING_KEYS}, Ctx(str(sample)))
+
+
+def test_pilot_site_gateways_pass_the_check(tmp_path):
+    from pathlib import Path
+
+    from villagewatch.cli import main
+
+    site = str(Path(__file__).resolve().parent.parent / "sites" / "tan-thuan-dong.yaml")
+    for gw in ("gw-trung-tam", "gw-ao-nuoi", "gw-dong-ruong"):
+        assert main(["edge", "--site", site, "--gateway", gw,
+                     "--data-dir", str(tmp_path / gw), "--check"]) == 0
+    assert main(["edge", "--site", site, "--gateway", "gw-ao-nuio",
+                 "--data-dir", str(tmp_path / "x"), "--check"]) == 2
