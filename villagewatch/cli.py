@@ -21,6 +21,7 @@ SUBCOMMANDS = [
     "alerts.cli",  # alerts, alerts check, alerts hash-password
     "reports.cli",  # report
     "dashboards.cli",  # dashboards build|push|check
+    "villagewatch.loadgen",  # loadgen
     "firmware_tools.cli",  # device, ca, ota
 ]
 

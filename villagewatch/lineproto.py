@@ -49,18 +49,35 @@ def line(measurement: str, tags: Mapping[str, str], fields: Mapping[str, object]
     return f"{escape_measurement(measurement)}{tag_part} {field_part} {ts_ms}"
 
 
+_TAG_PREFIX: dict[tuple[str, str, str | None], str] = {}
+
+
+def _telemetry_prefix(commune: str, station: str, kind: str | None) -> str:
+    key = (commune, station, kind)
+    prefix = _TAG_PREFIX.get(key)
+    if prefix is None:
+        tags = {"commune": commune, "station": station}
+        if kind:
+            tags["kind"] = kind
+        prefix = escape_measurement(contract.MEASUREMENT_TELEMETRY) + "".join(
+            f",{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(tags.items()))
+        if len(_TAG_PREFIX) > 200_000:  # bounded: a flood of bogus station ids must not grow memory
+            _TAG_PREFIX.clear()
+        _TAG_PREFIX[key] = prefix
+    return prefix
+
+
 def telemetry_line(reading: contract.Reading, kind: str | None = None) -> str:
     """The storage schema of docs/protocol.md: tags commune, station, kind; a float per metric.
 
     The same reading always yields the same series and timestamp, so a redelivery overwrites
     the point with identical values instead of adding one.
     """
-    tags = {"commune": reading.commune, "station": reading.station}
-    if kind:
-        tags["kind"] = kind
-    fields: dict[str, object] = dict(reading.metrics)
-    fields[contract.FIELD_SEQ] = reading.seq
+    # Hot path (once per reading): tag prefix cached per station; metric names come from the
+    # registry (ids that need no escaping) and values are finite floats (checked by the contract).
+    fields = ",".join([f"{name}={value!r}" for name, value in reading.metrics.items()])
+    fields += f",{contract.FIELD_SEQ}={reading.seq}i"
     if reading.flags:
-        fields[contract.FIELD_FLAGS] = ";".join(
-            f"{m}:{','.join(fl)}" for m, fl in sorted(reading.flags.items()) if fl)
-    return line(contract.MEASUREMENT_TELEMETRY, tags, fields, reading.ts_ms)
+        flags = ";".join(f"{m}:{','.join(fl)}" for m, fl in sorted(reading.flags.items()) if fl)
+        fields += f",{contract.FIELD_FLAGS}={escape_string_field(flags)}"
+    return f"{_telemetry_prefix(reading.commune, reading.station, kind)} {fields} {reading.ts_ms}"
