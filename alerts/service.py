@@ -21,11 +21,12 @@ from aiohttp import web as aioweb
 
 from alerts.engine import Engine, Transition
 from alerts.notify import Dispatcher
+from alerts.points import alert_line
 from alerts.rulepack import RuleSet
 from alerts.settings import AlertsConfig
 from alerts.store import AlertStore
 from alerts.web import create_app
-from villagewatch import contract, lineproto
+from villagewatch import contract
 from villagewatch.config import Settings
 from villagewatch.sites import Site
 
@@ -177,19 +178,13 @@ class AlertService:
         if self.mqtt is not None:
             self.mqtt.publish(contract.alerts_topic(alert["commune"], alert["station"]),
                               contract.encode_json(body), qos=1)
-        fields: dict[str, object] = {"alert_id": int(alert["id"]), "metric": alert["metric"] or "",
-                                     "message_vi": alert["message_vi"], "message_en": alert["message_en"],
-                                     "regulation": alert["regulation"]}
-        for name in ("value", "limit"):
-            if alert[name] is not None:
-                fields[name] = float(alert[name])
-        if body["note"]:
-            fields["note"] = body["note"]
-        tags = {"commune": alert["commune"], "station": alert["station"], "rule": alert["rule"],
-                "severity": alert["severity"], "state": state}
         if len(self.influx_lines) == self.influx_lines.maxlen:
             log.warning("InfluxDB unreachable for long: oldest alert point dropped (still in SQLite)")
-        self.influx_lines.append(lineproto.line(contract.MEASUREMENT_ALERTS, tags, fields, int(ts)))
+        self.influx_lines.append(alert_line(
+            commune=alert["commune"], station=alert["station"], rule=alert["rule"], severity=alert["severity"],
+            state=state, ts_ms=int(ts), value=alert["value"], limit=alert["limit"], metric=alert["metric"] or "",
+            message_vi=alert["message_vi"], message_en=alert["message_en"], regulation=alert["regulation"],
+            alert_id=int(alert["id"]), note=body["note"]))
 
     # ------------------------------------------------------------------ InfluxDB
     def _influx_params(self) -> dict[str, str]:

@@ -14,6 +14,7 @@ import urllib.request
 
 import pytest
 
+from alerts.points import alert_line
 from dashboards.check import Influx, check_all, check_dashboard
 from dashboards.generator import build_all
 from edge.sources.simulated.model import backfill
@@ -59,11 +60,10 @@ def _other_measurements(site, now_ms: int) -> list[str]:
         ("muc-nuoc-song-tien", "flood-level-1", "info", "acknowledged", 1.95, 10),
     ]
     for station, rule, severity, state, value, ago in transitions:
-        lines.append(lineproto.line(contract.MEASUREMENT_ALERTS,
-                                    {"commune": site.commune, "station": station, "rule": rule, "severity": severity},
-                                    {"state": state, "value": value,
-                                     "message_vi": f"{station}: {rule} {value}", "message_en": f"{station}: {rule} {value}"},
-                                    now_ms - ago * 60_000))
+        # the alert engine's own serializer: the shape the dashboards read is the shape it writes
+        lines.append(alert_line(commune=site.commune, station=station, rule=rule, severity=severity, state=state,
+                                ts_ms=now_ms - ago * 60_000, value=value, message_vi=f"{station}: {rule} {value}",
+                                message_en=f"{station}: {rule} {value}"))
     return lines
 
 
