@@ -13,6 +13,13 @@ send the PUBACKs of a whole batch when the pipeline reports it durable. tests/te
 (SIGKILL, database outage, backpressure) guard this.
 paho-mqtt stays the client of the edge gateway and the tools (threads are fine there).
 
+Backpressure. The MQTT v5 Receive Maximum we announce (``ingest_inflight``) should bound the
+unacknowledged messages the broker sends us. Measured here, Mosquitto 2.0.11 (Debian 12) does not
+hold that bound once acknowledgements flow — each PUBACK releases up to a whole window of queued
+messages (tests/test_ingest_scale.py shows 3,700 in flight with a window of 300). So the ingest
+enforces the window itself: when that many messages are unacknowledged it stops reading the socket
+(TCP flow control makes the broker keep the rest in the session queue) and resumes at half.
+
 Redelivery after a reconnect keeps the packet id (MQTT session state), so a PUBACK sent for a
 message of the previous connection still names that same message: late acks are harmless.
 """
@@ -61,6 +68,8 @@ class MqttConsumer:
         handler._handle_qos_1_publish_packet = self._on_qos1  # noqa: SLF001
         self._send_puback = handler._send_puback  # noqa: SLF001
         pipeline.on_durable = self._ack
+        self.window = settings.ingest_inflight
+        self._paused_transport = None
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
@@ -98,6 +107,22 @@ class MqttConsumer:
 
     def _on_qos1(self, mid: int, payload: bytes, topic: str, properties: dict) -> None:
         self.pipeline.submit(topic, payload, mid)
+        if self.metrics.inflight >= self.window:
+            self._pause_reading()
+
+    def _pause_reading(self) -> None:
+        # Checked on every message while the window is full: asyncio's StreamReader (inside gmqtt)
+        # resumes the transport by itself when its own buffer drains, undoing an earlier pause.
+        transport = getattr(self.client._connection, "_transport", None)  # noqa: SLF001
+        if transport is not None and not transport.is_closing() and transport.is_reading():
+            transport.pause_reading()
+            self._paused_transport = transport
+            self.metrics.read_pauses += 1
+
+    def _resume_reading(self) -> None:
+        transport, self._paused_transport = self._paused_transport, None
+        if transport is not None and not transport.is_closing():
+            transport.resume_reading()
 
     def _ack(self, mids: list[int]) -> None:
         """PUBACK for messages now durable. A lost connection drops these acks: the broker then
@@ -107,12 +132,15 @@ class MqttConsumer:
                 self._send_puback(mid)
         except (AttributeError, OSError, RuntimeError) as exc:
             log.info("could not acknowledge %d messages (%s); the broker will redeliver them", len(mids), exc)
+        if self._paused_transport is not None and self.metrics.inflight <= self.window // 2:
+            self._resume_reading()
 
     def _on_subscribe(self, client: gmqtt.Client, mid: int, qos: list, properties: dict) -> None:
         self.subscribed = True
 
     def _on_connect(self, client: gmqtt.Client, flags: int, rc: int, properties: dict) -> None:
         self.metrics.mqtt_connected = True
+        self._paused_transport = None  # a new connection starts reading
 
     def _on_disconnect(self, client: gmqtt.Client, packet: bytes, exc: Exception | None = None) -> None:
         self.metrics.mqtt_connected = False
