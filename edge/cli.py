@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speed", type=float, default=1.0,
                    help="poll stations this many times faster than their interval_s (demo)")
     p.add_argument("--seed", type=int, default=0, help="simulated source seed")
+    p.add_argument("--ota-public-key", help="project OTA public key (villagewatch ota keygen): accept signed "
+                                            "updates for this gateway, verified before they are applied")
+    p.add_argument("--ota-dir", help="where verified updates are installed (default <data-dir>/ota)")
     p.add_argument("--check", action="store_true", help="validate the site and sources, then exit")
     p.set_defaults(func=run, _parser=p)
 
@@ -73,7 +76,23 @@ def run(args: argparse.Namespace) -> int:
         return 0
     log.info("gateway %s: %d stations, %d sources, broker %s, spool %s (%d queued)", args.gateway,
              len(gateway.stations), len(gateway.sources), brokers[0].redacted(), data_dir, gateway.spool.depth)
-    asyncio.run(_main(gateway))
+    agent = None
+    if args.ota_public_key:
+        # Signed updates of the gateway itself: firmware_tools.ota_agent verifies signature and hash
+        # before applying, keeps the previous version for rollback, and reports on MQTT.
+        from firmware_tools.ota_agent import OtaAgent
+        if not Path(args.ota_public_key).is_file():
+            raise UserError(f"không tìm thấy khóa / key not found: {args.ota_public_key}",
+                            hint="copy the project's OTA public key (villagewatch ota keygen) to the gateway")
+        agent = OtaAgent(mqtt_url=settings.mqtt_url, commune=site.commune, gateway=args.gateway,
+                         install_dir=Path(args.ota_dir) if args.ota_dir else data_dir / "ota",
+                         public_key=Path(args.ota_public_key), ca_file=settings.mqtt_ca_file,
+                         cert_file=settings.mqtt_cert_file, key_file=settings.mqtt_key_file).start()
+    try:
+        asyncio.run(_main(gateway))
+    finally:
+        if agent is not None:
+            agent.stop()
     return 0
 
 

@@ -35,7 +35,7 @@ DEVICE_ROLES = (ROLE_STATION, ROLE_GATEWAY)
 
 # Sub-topics used by OTA. They hang below topics of the contract so ACL grants stay per device:
 # the manifest below the device's command topic (retained), its report below the status topic.
-OTA_SUFFIX = "ota"
+OTA_SUFFIX = contract.OTA_SEGMENT
 
 
 def new_password() -> str:
@@ -67,24 +67,12 @@ def fingerprint(text: str) -> str:
 # --------------------------------------------------------------------------- topics per account
 
 
-def station_ota_command_topic(commune: str, station: str) -> str:
-    return f"{contract.station_command_topic(commune, station)}/{OTA_SUFFIX}"
-
-
-def gateway_ota_command_topic(commune: str, gateway: str) -> str:
-    return f"{contract.gateway_command_topic(commune, gateway)}/{OTA_SUFFIX}"
-
-
-def station_ota_status_topic(commune: str, station: str) -> str:
-    return f"{contract.station_status_topic(commune, station)}/{OTA_SUFFIX}"
-
-
-def gateway_ota_status_topic(commune: str, gateway: str) -> str:
-    return f"{contract.gateway_status_topic(commune, gateway)}/{OTA_SUFFIX}"
-
-
-OTA_STATUS_SUBSCRIPTIONS = (f"{contract.STATION_STATUS_SUBSCRIPTION}/{OTA_SUFFIX}",
-                            f"{contract.GATEWAY_STATUS_SUBSCRIPTION}/{OTA_SUFFIX}")
+# The OTA topics are part of the wire contract; re-exported here for the broker's ACL rules.
+station_ota_command_topic = contract.station_ota_command_topic
+gateway_ota_command_topic = contract.gateway_ota_command_topic
+station_ota_status_topic = contract.station_ota_status_topic
+gateway_ota_status_topic = contract.gateway_ota_status_topic
+OTA_STATUS_SUBSCRIPTIONS = contract.OTA_STATUS_SUBSCRIPTIONS
 
 
 @dataclass(frozen=True)

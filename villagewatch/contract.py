@@ -80,6 +80,31 @@ def gateway_command_topic(commune: str, gateway: str) -> str:
     return f"{TOPIC_ROOT}/{_check_id(commune, 'commune')}/{GATEWAY_SEGMENT}/{_check_id(gateway, 'gateway')}/{COMMANDS_SEGMENT}"
 
 
+# Over-the-air updates (docs/technician.md): a signed manifest, retained, under the device's command
+# topic; the device reports its update status retained under its status topic.
+OTA_SEGMENT = "ota"
+
+
+def station_ota_command_topic(commune: str, station: str) -> str:
+    return f"{station_command_topic(commune, station)}/{OTA_SEGMENT}"
+
+
+def gateway_ota_command_topic(commune: str, gateway: str) -> str:
+    return f"{gateway_command_topic(commune, gateway)}/{OTA_SEGMENT}"
+
+
+def station_ota_status_topic(commune: str, station: str) -> str:
+    return f"{station_status_topic(commune, station)}/{OTA_SEGMENT}"
+
+
+def gateway_ota_status_topic(commune: str, gateway: str) -> str:
+    return f"{gateway_status_topic(commune, gateway)}/{OTA_SEGMENT}"
+
+
+OTA_STATUS_SUBSCRIPTIONS = (f"{STATION_STATUS_SUBSCRIPTION}/{OTA_SEGMENT}",
+                            f"{GATEWAY_STATUS_SUBSCRIPTION}/{OTA_SEGMENT}")
+
+
 def shared_subscription(group: str, topic: str) -> str:
     """MQTT v5 shared subscription: workers in one group split the messages of ``topic``."""
     return f"$share/{_check_id(group, 'share group')}/{topic}"

@@ -13,6 +13,7 @@ import contextlib
 import importlib.util
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -41,7 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="hours of simulated history written before going live (24; 0 = none)")
     p.add_argument("--duration", type=float, default=float(os.environ.get("VW_DEMO_DURATION", 0) or 0),
                    help="stop by itself after this many seconds (0 = run until Ctrl-C; env VW_DEMO_DURATION)")
-    p.add_argument("--http-port", type=int, default=8480, help="ingest /healthz and /metrics port (8480)")
+    p.add_argument("--http-port", type=int, default=int(os.environ.get("VW_HTTP_PORT") or 8480),
+                   help="ingest /healthz and /metrics port (8480, env VW_HTTP_PORT; 0 = free ports for all pages)")
     p.add_argument("--no-alerts", action="store_true", help="do not start the alerts service")
     p.set_defaults(func=run)
 
@@ -54,6 +56,9 @@ class Demo:
         self.stack = LocalStack(self.data_dir / "stack")
         self.children: list[tuple[str, subprocess.Popen]] = []
         self.http_port = args.http_port if args.http_port else free_port()
+        self.alerts_url: str | None = None
+        self.alerts_port = 0
+        self.demo_password = ""
 
     def env(self) -> dict[str, str]:
         return {**os.environ, **self.stack.env(), "VW_SITES": str(Path(self.args.site).resolve().parent),
@@ -86,7 +91,28 @@ class Demo:
                                       "--data-dir", str(self.data_dir / "edge" / gw),
                                       "--speed", str(self.args.speed), "--status-interval", "5"])
         if not self.args.no_alerts and importlib.util.find_spec("alerts.service") is not None:
-            self.spawn("alerts", ["alerts", "run", "--data-dir", str(self.data_dir / "alerts")])
+            cfg = self.write_alerts_config()
+            self.spawn("alerts", ["alerts", "--alerts-config", str(cfg)],
+                       {**self.env(), "VW_ALERTS_SECRET": secrets.token_hex(16)})
+            self.alerts_url = f"http://127.0.0.1:{self.alerts_port}"
+
+    def write_alerts_config(self) -> Path:
+        """Inspector page with one demo account (all communes); the password is printed in the banner."""
+        from alerts.settings import hash_password
+        self.alerts_port = free_port() if self.args.http_port == 0 else 8481
+        self.demo_password = secrets.token_urlsafe(8)
+        cfg = self.data_dir / "alerts.yaml"
+        cfg.write_text(
+            f"public_url: http://127.0.0.1:{self.alerts_port}\n"
+            f"http_port: {self.alerts_port}\n"
+            f"state_db: {self.data_dir / 'alerts.sqlite'}\n"
+            "users:\n"
+            "  - username: thanhtra\n"
+            '    name: "Thanh tra môi trường (demo)"\n'
+            f"    password_hash: '{hash_password(self.demo_password)}'\n"
+            '    communes: ["*"]\n'
+            "    role: inspector\n", encoding="utf-8")
+        return cfg
 
     def _ingest_ready(self) -> bool:
         for name, proc in self.children:
@@ -115,7 +141,8 @@ class Demo:
   Truy vấn / query:  influx -port {self.stack.influxd.port} -database {self.stack.influx_db} -execute "{q}"
   Nhật ký / logs:                {self.data_dir}/*.log
   Dừng / stop:                   Ctrl-C
-""")
+""" + (f"""  Trang cảnh báo / alerts page:  {self.alerts_url}   đăng nhập / login: thanhtra / {self.demo_password}
+""" if self.alerts_url else ""))
 
     def count_since(self, since_ms: int) -> int:
         rows = self.stack.query_values(f"SELECT count(seq) FROM telemetry WHERE time >= {since_ms}ms")
