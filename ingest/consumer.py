@@ -118,6 +118,8 @@ class MqttConsumer:
             transport.pause_reading()
             self._paused_transport = transport
             self.metrics.read_pauses += 1
+            # nothing more arrives until acks flow: commit what we hold now rather than at its age
+            self.pipeline.cut()
 
     def _resume_reading(self) -> None:
         transport, self._paused_transport = self._paused_transport, None

@@ -150,6 +150,10 @@ class Pipeline:
         batch.dead.append((now_ms, topic, bytes(payload), reason, detail))
 
     # ------------------------------------------------------------------ batching
+    def cut(self) -> None:
+        """Commit the batch being filled now, whatever its size or age."""
+        self._cut()
+
     def _cut(self) -> None:
         batch, self._batch = self._batch, Batch()
         if batch.messages:

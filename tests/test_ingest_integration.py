@@ -201,3 +201,27 @@ def test_influxdb_down_for_20_seconds_loses_nothing(stack, ingest_factory):
     eventually(lambda: count_points(stack) >= total, 60, f"{total} points after InfluxDB returns")
     assert count_points(stack) == total
     eventually(lambda: ingest.health()["spool_batches"] == 0, 30, "spool drained")
+
+
+def test_rejected_command_lists_dead_letters(stack, ingest_factory):
+    import subprocess
+    import sys
+    ingest = ingest_factory()
+    with Publisher(stack.mqtt_url) as pub:
+        pub.publish(contract.telemetry_topic(SITE.commune, "ao-ca-tra-a1"), b"\xffnot json")
+        pub.publish(contract.telemetry_topic(SITE.commune, "ao-ca-tra-a1"),
+                    json.dumps({"ts": int(time.time() * 1000), "seq": 1, "metrics": {"do": 99}}).encode())
+        pub.wait_acked()
+    store_path = ingest.data_dir / "ingest" / "villagewatch-ingest" / "deadletter.sqlite"
+    eventually(lambda: store_path.exists() and DeadLetterStore(store_path).count() == 2, 30, "two dead letters")
+
+    def run(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "villagewatch.cli", "ingest", "rejected", "--data-dir",
+                              str(ingest.data_dir), *args], capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        return out.stdout
+
+    text = run()
+    assert "bad_utf8=1" in text and "out_of_range=1" in text and "[do]" in text
+    rows = [json.loads(line) for line in run("--json", "--reason", "bad_utf8").splitlines()]
+    assert len(rows) == 1 and rows[0]["payload_encoding"] == "hex" and rows[0]["payload"] == b"\xffnot json".hex()

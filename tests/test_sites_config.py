@@ -92,4 +92,4 @@ def test_env_overrides_and_errors_name_the_variable(tmp_path):
 
 def test_sample_config_loads():
     s = load_settings(REPO / "ingest" / "sample-config.yaml", env={})
-    assert s.influx_api == "v1" and s.ingest_inflight == 2000
+    assert s.influx_api == "v1" and s.ingest_inflight == 20_000

@@ -67,7 +67,8 @@ class Settings:
     # ingest
     ingest_client_id: str = "villagewatch-ingest"
     ingest_share_group: str | None = None
-    ingest_inflight: int = 2000
+    # unacknowledged messages at most: room for the concurrent commits (3 × batch) plus one filling
+    ingest_inflight: int = 20_000
     batch_max_points: int = 5000
     batch_max_age_s: float = 0.5
     memory_max_points: int = 200_000
