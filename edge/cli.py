@@ -61,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
     brokers = [settings.mqtt] + [MqttUrl.parse(u, "--failover") for u in args.failover]
     failover_cfg = settings.extra.get("mqtt_failover") or []
     brokers += [MqttUrl.parse(str(u), "mqtt_failover") for u in failover_cfg]
+    if len({b.tls for b in brokers}) > 1:
+        raise UserError("brokers mix mqtt:// and mqtts:// (" + ", ".join(b.redacted() for b in brokers) + ")",
+                        hint="use mqtts:// for every broker of VW_MQTT_URL and --failover")
     data_dir = Path(args.data_dir) if args.data_dir else settings.data_path / "edge" / args.gateway
     opts = GatewayOptions(
         brokers=brokers, data_dir=data_dir, budget_bytes=int(args.budget_mb * 2**20), sync=args.sync,

@@ -31,6 +31,10 @@ class Link:
                  keepalive: int = 30):
         if not brokers:
             raise ValueError("at least one broker URL is needed")
+        if len({b.tls for b in brokers}) > 1:
+            # one paho client has one TLS setting for all its connections
+            raise ValueError("the brokers of a failover list must all be mqtt:// or all mqtts:// "
+                             f"({', '.join(b.redacted() for b in brokers)})")
         self.brokers = brokers
         self.current = 0
         self.failover_after = failover_after
@@ -123,12 +127,13 @@ class Link:
         self.failed_attempts = 0
         self.current = (self.current + 1) % len(self.brokers)
         b = self.broker
-        try:
-            self.client.host, self.client.port = b.host, b.port
-            if b.username:
-                self.client.username, self.client.password = b.username, b.password
-        except RuntimeError:  # still connected (cannot happen after a failure): keep the current one
-            return
+        # paho's host/port/username setters refuse while its loop is (re)connecting, which is exactly
+        # when a failover happens; its next reconnect() reads these attributes (paho 2.x).
+        # tests/test_edge_tls_failover.py checks the switch against real brokers.
+        c = self.client
+        c._host, c._port = b.host, b.port  # noqa: SLF001
+        c._username = b.username.encode() if b.username else None  # noqa: SLF001
+        c._password = b.password.encode() if b.password else None  # noqa: SLF001
         log.warning("failing over to broker %s", b.redacted())
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:

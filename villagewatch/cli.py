@@ -12,6 +12,7 @@ import importlib
 import logging
 import sys
 
+from villagewatch.errors import UserError  # noqa: F401 - re-exported: parts raise villagewatch.cli.UserError
 from villagewatch.schema import ConfigError
 
 SUBCOMMANDS = [
@@ -24,14 +25,6 @@ SUBCOMMANDS = [
     "villagewatch.loadgen",  # loadgen
     "firmware_tools.cli",  # device, ca, ota
 ]
-
-
-class UserError(Exception):
-    """The input, the configuration or the device is wrong (not a bug). Printed without traceback."""
-
-    def __init__(self, message: str, hint: str | None = None):
-        super().__init__(message)
-        self.hint = hint
 
 
 def build_parser() -> argparse.ArgumentParser:
