@@ -16,7 +16,7 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 NEED=(
   "mosquitto:mosquitto" "mosquitto_passwd:mosquitto" "mosquitto_sub:mosquitto-clients"
   "influxd:influxdb" "influx:influxdb-client"
-  "python3:python3" "git:git"
+  "python3:python3" "git:git" "pgrep:procps"
 )
 if [ "$ACTION" != demo ]; then
   NEED+=("chromium:chromium" "pdftoppm:poppler-utils" "docker-compose:docker-compose")
@@ -27,6 +27,10 @@ for pair in "${NEED[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || [ -x "/usr/sbin/$bin" ] || missing+=("$pkg")
 done
 python3 -c 'import ensurepip, venv' 2>/dev/null || missing+=("python3-venv")
+# Vietnamese diacritics in browser screenshots and reports need a font that has them
+if [ "$ACTION" != demo ] && [ ! -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ]; then
+  missing+=("fonts-dejavu-core")
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)
   log "installing Debian packages: ${missing[*]}"

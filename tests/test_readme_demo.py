@@ -20,6 +20,7 @@ def readme_first_command() -> str:
     return readme.split("```")[1].strip()
 
 
+@pytest.mark.timeout(900)  # the command builds its own virtualenv first
 def test_readme_demo_command_in_a_fresh_clone_shows_data_within_30_s(tmp_path):
     if subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True).returncode != 0:
         pytest.fail("the repository has no commit to clone")
