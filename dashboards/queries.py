@@ -97,8 +97,10 @@ def gateway_series(field: str, agg: str = "max") -> str:
 
 
 def gateway_drops() -> str:
-    """``dropped`` is a counter since the gateway started: draw its increase per interval."""
-    return (f'SELECT non_negative_difference(max("dropped")) AS "dropped" FROM {q(GATEWAY_STATUS)} '
+    """``queue.drops`` of the gateway status (stored flattened as ``queue_drops``, edge/gateway.py
+    Gateway.status) counts readings dropped from the full spool since the spool was created: draw its
+    increase per interval."""
+    return (f'SELECT non_negative_difference(max("queue_drops")) AS "dropped" FROM {q(GATEWAY_STATUS)} '
             f"WHERE {where('$timeFilter')} GROUP BY time($__interval), \"gateway\" fill(null)")
 
 

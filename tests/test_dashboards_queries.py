@@ -43,8 +43,9 @@ def _other_measurements(site, now_ms: int) -> list[str]:
     for i, gw in enumerate(site.gateways):
         info = contract.parse_topic(contract.gateway_status_topic(site.commune, gw))
         for k in range(12):
-            body = {"online": True, "ts": now_ms - (12 - k) * 5 * 60_000, "queue_depth": (k * 7 + i) % 40,
-                    "dropped": k // 4}
+            # the shape edge/gateway.py Gateway.status() publishes (ingest flattens one level)
+            body = {"online": True, "ts": now_ms - (12 - k) * 5 * 60_000,
+                    "queue": {"depth": (k * 7 + i) % 40, "drops": k // 4, "oldest_age_s": 3.0}}
             lines.append(status_line(info, body))
     for k in range(30):
         fields = {"received": 1000.0 + 600 * k, "written": 995.0 + 600 * k, "rejected": float(k // 3),
