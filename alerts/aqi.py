@@ -18,6 +18,10 @@ Public API
     PM by the 24-hour mean; SO2, NO2, CO by the day's largest 1-hour mean; O3 the larger of the
     1-hour and 8-hour sub-indices (1-hour only if the 8-hour mean is above 400).
 ``band(aqi) -> Band``  (label vi/en, RGB colour, range) and ``BANDS``.
+``hourly_means(ts_ms, values, end_hour_ms, hours=12)`` clock-hour means, most recent first.
+``day_mean(ts_ms, values, day_end_ms, min_hours=18) -> float | None``
+    The decision's 24-hour mean (§2.2.2 a): the arithmetic mean of the day's 1-hour means (hours
+    ending 01:00 … 24:00 local time), None when fewer than ``min_hours`` hours hold data.
 
 The overall AQI is the largest sub-index, rounded half up to an integer. The decision requires a
 PM sub-index to publish an AQI: without PM2.5 or PM10 the overall value is None.
@@ -172,3 +176,14 @@ def hourly_means(ts_ms: np.ndarray, values: np.ndarray, end_hour_ms: int, hours:
         mask = (ts_ms >= hi - 3_600_000) & (ts_ms < hi)
         out.append(float(values[mask].mean()) if mask.any() else None)
     return out
+
+
+def day_mean(ts_ms: np.ndarray, values: np.ndarray, day_end_ms: int, min_hours: int = 18) -> float | None:
+    """24-hour mean of the local day ending at ``day_end_ms`` from its 1-hour means (Decision 1459
+    §2.2.2 a: "trung bình cộng các giá trị quan trắc trung bình 1 giờ trong 1 ngày"), so an hour with
+    more readings does not weigh more. The decision sets no completeness rule; ``min_hours`` (our
+    choice, 75 % of the day like the other 24-hour rules) keeps a half-empty day from counting."""
+    hours = [h for h in hourly_means(ts_ms, values, day_end_ms, 24) if h is not None]
+    if not hours or len(hours) < min_hours:
+        return None
+    return float(np.mean(hours))

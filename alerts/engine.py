@@ -12,6 +12,12 @@ for Leq noise), and only once the window holds enough data (``min_coverage`` of 
 History for the windows is kept per (station, metric) in bounded deques; ``replay()`` rebuilds it at
 start-up from stored readings so a restart does not forget the last 24 hours.
 
+Daily VN_AQI rules (``aqi: daily``) are evaluated once per local day (the site's timezone,
+Asia/Ho_Chi_Minh), when the day is complete: at the station's first reading of the next day, or on
+``tick`` ``DAILY_GRACE_MS`` after midnight if it is silent. The value is the decision's daily AQI
+from the PM 24-hour means (mean of the day's 1-hour means). Days that ended more than
+``DAILY_CATCH_UP_MS`` before the engine started belong to the previous run and are not evaluated.
+
 Correlation: a silent gateway (status ``online: false`` or every station behind it silent) gives one
 ``gateway_offline`` alert, and its stations' silence gives no station alerts.
 """
@@ -19,9 +25,11 @@ Correlation: a silent gateway (status ``online: false`` or every station behind 
 from __future__ import annotations
 
 import bisect
+import datetime as dt
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 import numpy as np
 
@@ -33,6 +41,13 @@ from villagewatch.sites import Site, Station
 
 BREACH, CLEAR, HOLD = "breach", "clear", "hold"
 ENGINE_SOURCE = "engine"
+DAY_MS = 86_400_000
+# A silent station's day is closed by the clock this long after local midnight, so the day's last
+# readings still in flight are counted.
+DAILY_GRACE_MS = 5 * 60_000
+# At start-up, a day that ended less than this before the engine started is still evaluated (the
+# service may have been down at midnight); the 25-hour warm-up from InfluxDB still holds that day.
+DAILY_CATCH_UP_MS = 3_600_000
 
 
 @dataclass
@@ -153,10 +168,15 @@ class Engine:
         self.gateway_rules = ruleset.gateway_rules()
         self.start_ms = start_ms
         self._aqi_cache: dict[tuple[str, str, int], float | None] = {}
+        self.daily_rules: dict[tuple[str, str], list[Rule]] = {}
+        self.daily_next: dict[tuple[str, str], int] = {}  # end (ms) of the next local day to evaluate
         for site in sites.values():
             for st in site.stations.values():
                 rules = ruleset.rules_for(st)
                 self.rules[(st.commune, st.id)] = rules
+                daily = [r for r in rules if is_daily(r)]
+                if daily:
+                    self.daily_rules[(st.commune, st.id)] = daily
                 keep = max([r.window_s for r in rules if r.kind in ("mean", "rate", "flatline", "aqi")] or [0])
                 for metric in st.metrics:
                     self.series[(st.commune, st.id, metric)] = _Series(int(keep * 1000) + 3_600_000)
@@ -185,7 +205,7 @@ class Engine:
         self.last_eval[skey] = reading.ts_ms
         out: list[Transition] = []
         for rule in self.rules.get(skey, []):
-            if rule.kind in ("stale", "report_only") or rule.report_only:
+            if rule.kind in ("stale", "report_only") or rule.report_only or is_daily(rule):
                 continue
             if rule.metric != "*" and rule.metric not in reading.metrics and rule.kind != "aqi":
                 continue
@@ -194,6 +214,9 @@ class Engine:
             t = self._step(rule, st, cond, value, limit, reading.ts_ms)
             if t:
                 out.append(t)
+        if skey in self.daily_rules:
+            # this station's data has reached the next day: the previous one is complete
+            out.extend(self._daily(st, reading.ts_ms, reading.ts_ms))
         return out
 
     def remember(self, reading: Reading) -> None:
@@ -255,6 +278,47 @@ class Engine:
             self._aqi_cache[key] = float(result.aqi) if result and result.aqi is not None else None
         return self._aqi_cache[key]
 
+    # ------------------------------------------------------------------ daily VN_AQI
+    def _daily(self, st: Station, as_of_ms: int, ts_ms: int) -> list[Transition]:
+        """Evaluate the daily rules on the latest local day complete at ``as_of_ms``, once."""
+        key = (st.commune, st.id)
+        nxt = self.daily_next.get(key)
+        tz = ZoneInfo(self.sites[st.commune].timezone)
+        if nxt is None:
+            started = self.start_ms if self.start_ms is not None else as_of_ms
+            nxt = self.daily_next[key] = next_midnight(started - DAILY_CATCH_UP_MS, tz)
+        if as_of_ms < nxt:
+            return []
+        day_end = last_midnight(as_of_ms, tz)
+        day_start = last_midnight(day_end - 1, tz)
+        self.daily_next[key] = next_midnight(as_of_ms, tz)
+        rules = self.daily_rules[key]
+        value = self.daily_aqi(st, day_end, rules[0].min_coverage)
+        day = dt.datetime.fromtimestamp(day_start / 1000, tz).strftime("%d/%m/%Y")
+        out: list[Transition] = []
+        for rule in rules:
+            if not rule.active_at(day_start, tz):
+                cond = CLEAR
+            elif value is None:
+                cond = HOLD  # not enough data that day: keep the current state
+            else:
+                cond = compare(rule, value)
+            t = self._step(rule, st, cond, value, rule.limit, ts_ms, extra={"day": day})
+            if t:
+                out.append(t)
+        return out
+
+    def daily_aqi(self, st: Station, day_end_ms: int, min_coverage: float = 0.75) -> float | None:
+        """Daily VN_AQI of the local day ending at ``day_end_ms`` from the PM 24-hour means held."""
+        means: dict[str, float | None] = {}
+        for name in vn_aqi.PM:
+            series = self.series.get((st.commune, st.id, name))
+            if series is not None:
+                t, v = series.window(day_end_ms, DAY_MS + 1)
+                means[name] = vn_aqi.day_mean(t, v, day_end_ms, math.ceil(24 * min_coverage))
+        result = vn_aqi.daily_aqi(pm_24h=means)
+        return float(result.aqi) if result.aqi is not None else None
+
     def _condition(self, rule: Rule, st: Station, value: float | None, limit: float | None, ts: int) -> str:
         tz = self.sites[st.commune].timezone
         if not rule.active_at(ts, tz) or (rule.window_s and rule.hours
@@ -270,7 +334,7 @@ class Engine:
     def _step(self, rule: Rule, st: Station | None, cond: str, value: float | None, limit: float | None,
               ts: int, commune: str | None = None, ident: str | None = None,
               names: tuple[str, str] | None = None, text_value: float | None = None,
-              text_limit: float | None = None) -> Transition | None:
+              text_limit: float | None = None, extra: dict[str, str] | None = None) -> Transition | None:
         commune = commune or st.commune
         ident = ident or st.id
         key = alert_key(commune, ident, rule.id)
@@ -287,7 +351,8 @@ class Engine:
             lim = self._violated_limit(rule, value) if text_limit is None else text_limit
             return Transition(
                 new_state, rule, commune, ident, names[0], names[1], value, lim, ts, state.since_ms,
-                render(rule, names[0], shown, "vi", lim, new_state), render(rule, names[1], shown, "en", lim, new_state))
+                render(rule, names[0], shown, "vi", lim, new_state, extra),
+                render(rule, names[1], shown, "en", lim, new_state, extra))
 
         if state.phase == "ok":
             if cond != BREACH:
@@ -337,6 +402,10 @@ class Engine:
         for site in self.sites.values():
             for gw in site.gateways:
                 out.extend(self._check_gateway(site, gw, now_ms))
+        for (commune, ident) in self.daily_rules:
+            st = self.station(commune, ident)
+            if st is not None:
+                out.extend(self._daily(st, now_ms - DAILY_GRACE_MS, now_ms))
         return out
 
     def _rule(self, commune: str, ident: str, rule_id: str) -> Rule | None:
@@ -393,6 +462,22 @@ class Engine:
     def force_clear(self, key: str) -> None:
         """Forget a condition's state (used when a person resolves an alert of a rule that was removed)."""
         self.states.pop(key, None)
+
+
+def is_daily(rule: Rule) -> bool:
+    return rule.kind == "aqi" and rule.aqi == "daily"
+
+
+def last_midnight(ts_ms: int, tz: ZoneInfo) -> int:
+    """The latest local midnight at or before ``ts_ms``."""
+    day = dt.datetime.fromtimestamp(ts_ms / 1000, tz).date()
+    return int(dt.datetime.combine(day, dt.time(), tz).timestamp() * 1000)
+
+
+def next_midnight(ts_ms: int, tz: ZoneInfo) -> int:
+    """The first local midnight after ``ts_ms``."""
+    day = dt.datetime.fromtimestamp(ts_ms / 1000, tz).date() + dt.timedelta(days=1)
+    return int(dt.datetime.combine(day, dt.time(), tz).timestamp() * 1000)
 
 
 def compare(rule: Rule, value: float) -> str:

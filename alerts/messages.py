@@ -82,10 +82,11 @@ _NO_LIMIT = object()
 
 
 def render(rule, station_name: str, value: float | None, lang: str, limit: object = _NO_LIMIT,
-           state: str = "firing") -> str:
+           state: str = "firing", extra: dict[str, str] | None = None) -> str:
     """The alert sentence of a rule (``alerts.rulepack.Rule``) for one value.
 
     ``limit`` overrides the rule's limit in the text (stale rules: minutes of silence allowed).
+    ``extra`` adds template fields (daily AQI: ``{day}``, the local date evaluated).
     """
     m = contract.METRICS.get(rule.metric)
     decimals = m.decimals if m else 2
@@ -113,6 +114,7 @@ def render(rule, station_name: str, value: float | None, lang: str, limit: objec
         "hi": fmt_number(rule.hi, decimals, lang),
         "regulation": bilingual(rule.regulation, lang),
         "averaging": bilingual(rule.averaging, lang),
+        **(extra or {}),
     }
     text = template.format(**fields)
     return text.replace(" ,", ",").replace("  ", " ")

@@ -69,3 +69,17 @@ def test_bands():
     assert [aqi.band(x).label_en for x in (0, 50, 51, 100, 150.4, 151, 300, 301, 500)] == [
         "Good", "Good", "Moderate", "Moderate", "Poor", "Bad", "Very bad", "Hazardous", "Hazardous"]
     assert aqi.band(42).hex == "#00e400"
+
+
+def test_day_mean_is_the_mean_of_hourly_means():
+    """Decision 1459 §2.2.2 a: the 24-hour mean averages the day's 1-hour means, so an hour with
+    more readings does not weigh more."""
+    day_end = 24 * 3_600_000
+    # 22 hours at 20 µg/m³ with one reading each; hour 22 holds six readings of 80; hour 23 is empty
+    ts = np.array([h * 3_600_000 for h in range(22)] + [22 * 3_600_000 + k * 600_000 for k in range(6)])
+    values = np.array([20.0] * 22 + [80.0] * 6)
+    # by hand: (22 · 20 + 80) / 23 = 520 / 23 = 22.6087 (the plain mean of readings would be 31.4)
+    assert aqi.day_mean(ts, values, day_end) == pytest.approx(22.6087, abs=1e-4)
+    assert aqi.day_mean(ts, values, day_end, min_hours=24) is None  # only 23 hours hold data
+    # the decision's daily example: PM2.5 24-hour mean 55.7 → (150 − 100)/(80 − 50) · 5.7 + 100 = 109.5 → 110
+    assert aqi.daily_aqi(pm_24h={"pm25": 55.7}).aqi == 110
