@@ -7,7 +7,6 @@ import asyncio
 import threading
 from pathlib import Path
 
-import pytest
 from aiohttp import web
 from playwright.sync_api import sync_playwright
 
@@ -47,8 +46,9 @@ def serve(app: web.Application, port: int):
     return stop
 
 
-@pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="Debian chromium not installed")
 def test_inspector_login_ack_history(tmp_path, artifacts_dir):
+    # no skip: a missing browser must fail the run (scripts/bootstrap.sh test installs Debian's chromium)
+    assert Path("/usr/bin/chromium").exists(), "Debian chromium is missing: apt-get install chromium"
     site = load_site(REPO / "sites" / "tan-thuan-dong.yaml")
     store = AlertStore(tmp_path / "alerts.sqlite")
     engine = Engine(load_rule_packs(), {site.commune: site}, start_ms=T0)
