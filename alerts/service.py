@@ -51,6 +51,7 @@ class AlertService:
         self.runner: aioweb.AppRunner | None = None
         self.mqtt: mqtt.Client | None = None
         self.connected = asyncio.Event()
+        self.last_tick_ms = 0  # clock time of the latest completed tick (rules, reminders, escalations)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -143,19 +144,26 @@ class AlertService:
                 now = now_ms()
                 self.process(self.engine.tick(now))
                 for alert, kind in self.store.due(now, self.config.renotify_s, self.config.escalate_after_s):
-                    targets = self.config.targets(alert["commune"], alert["severity"], kind == "escalation")
-                    if kind == "escalation":
-                        targets += self.config.targets(alert["commune"], alert["severity"])
-                    self.store.enqueue(alert["id"], kind, targets, now)
+                    self.store.enqueue(alert["id"], kind, self.reminder_targets(alert, kind), now)
+                self.last_tick_ms = now
             except Exception:  # noqa: BLE001
                 log.exception("alerts: tick")
             await asyncio.sleep(0.25)
+
+    def reminder_targets(self, alert: dict[str, Any], kind: str) -> list[tuple[str, str]]:
+        """Who gets a reminder or the escalation: the first list, plus the escalation list once the
+        alert has been escalated (the escalation itself included)."""
+        targets = self.config.targets(alert["commune"], alert["severity"])
+        if kind == "escalation" or alert["escalated_ms"] is not None:
+            targets += [t for t in self.config.targets(alert["commune"], alert["severity"], escalation=True)
+                        if t not in targets]
+        return targets
 
     # ------------------------------------------------------------------ transitions
     def process(self, transitions: list[Transition]) -> None:
         for tr in transitions:
             targets = self.config.targets(tr.commune, tr.rule.severity)
-            alert = self.store.apply(tr, targets)
+            alert = self.store.apply(tr, targets, now_ms())
             if alert is not None:
                 log.info("alert %s %s: %s", alert["id"], alert["state"], alert["message_vi"])
                 self.publish_alert(alert)

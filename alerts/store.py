@@ -5,6 +5,11 @@ The outbox row is written in the same transaction as the transition that causes 
 only after the channel accepted it: a restart resends what was not sent and never what was (a crash
 between a channel's "OK" and the commit can still repeat one message — at-least-once). Open alerts
 survive a restart; the engine resumes them as firing, so they are neither re-fired nor re-notified.
+
+Re-notify and escalation count on the service's clock from when people were first told
+(``notified_ms``), not from the data's timestamps: an alert fired from readings an edge gateway
+spooled for an hour is not escalated the moment it arrives, and a station whose clock runs ahead
+does not hold its notifications back. Once an alert is escalated, reminders go to both lists.
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ CREATE TABLE IF NOT EXISTS alerts (
     averaging TEXT, unverified INTEGER, message_vi TEXT, message_en TEXT,
     started_ms INTEGER, fired_ms INTEGER, acked_ms INTEGER, acked_by TEXT, ack_note TEXT,
     resolved_ms INTEGER, resolved_by TEXT, resolve_note TEXT, last_value REAL,
-    last_notified_ms INTEGER, escalated_ms INTEGER
+    last_notified_ms INTEGER, escalated_ms INTEGER, notified_ms INTEGER
 );
 CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_open ON alerts(key) WHERE state IN ('firing', 'acknowledged');
 CREATE INDEX IF NOT EXISTS alerts_fired ON alerts(fired_ms);
@@ -58,6 +63,9 @@ class AlertStore:
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
+        columns = {r["name"] for r in self.db.execute("PRAGMA table_info(alerts)")}
+        if "notified_ms" not in columns:  # state files written before the column existed
+            self.db.execute("ALTER TABLE alerts ADD COLUMN notified_ms INTEGER")
         self.lock = threading.RLock()
 
     def close(self) -> None:
@@ -71,8 +79,12 @@ class AlertStore:
         rows = self.db.execute("SELECT key FROM alerts WHERE state IN ('firing','acknowledged')").fetchall()
         return [r["key"] for r in rows]
 
-    def apply(self, tr: Transition, targets: Iterable[tuple[str, str]] = ()) -> dict | None:
-        """Record an engine transition; returns the alert (as published) or None if nothing changed."""
+    def apply(self, tr: Transition, targets: Iterable[tuple[str, str]] = (), now_ms: int | None = None) -> dict | None:
+        """Record an engine transition; returns the alert (as published) or None if nothing changed.
+
+        ``now_ms`` is the service's clock (default: the transition's time): notifications are queued
+        for then, and re-notify/escalation count from then."""
+        now = tr.ts_ms if now_ms is None else now_ms
         with self._tx():
             row = self.db.execute("SELECT * FROM alerts WHERE key=? AND state IN ('firing','acknowledged')",
                                   (tr.key,)).fetchone()
@@ -83,15 +95,16 @@ class AlertStore:
                 cur = self.db.execute(
                     """INSERT INTO alerts (key, rule, pack, commune, station, station_name_vi, station_name_en,
                        metric, kind, severity, state, value, "limit", regulation, "table", "column", averaging,
-                       unverified, message_vi, message_en, started_ms, fired_ms, last_value, last_notified_ms)
-                       VALUES (?,?,?,?,?,?,?,?,?,?,'firing',?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                       unverified, message_vi, message_en, started_ms, fired_ms, last_value, last_notified_ms,
+                       notified_ms)
+                       VALUES (?,?,?,?,?,?,?,?,?,?,'firing',?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
                     (tr.key, r.id, r.pack, tr.commune, tr.station, tr.station_name_vi, tr.station_name_en,
                      r.metric, r.kind, r.severity, tr.value, tr.limit, r.regulation, r.table, r.column,
                      r.averaging, int(r.unverified), tr.message_vi, tr.message_en, tr.since_ms, tr.ts_ms,
-                     tr.value, tr.ts_ms))
+                     tr.value, now, now))
                 alert_id = cur.lastrowid
                 self._event(alert_id, tr.ts_ms, "firing", "hệ thống", "", tr.value)
-                self._enqueue(alert_id, "firing", targets, tr.ts_ms)
+                self._enqueue(alert_id, "firing", targets, now)
                 return self.get(alert_id)
             if row is None:
                 return None  # resolved by a person already, or never opened here
@@ -99,7 +112,7 @@ class AlertStore:
                             "resolve_note=?, last_value=? WHERE id=?",
                             (tr.ts_ms, tr.message_vi, tr.value, row["id"]))
             self._event(row["id"], tr.ts_ms, "resolved", "hệ thống", tr.message_vi, tr.value)
-            self._enqueue(row["id"], "resolved", targets, tr.ts_ms)
+            self._enqueue(row["id"], "resolved", targets, now)
             return self.get(row["id"])
 
     # ------------------------------------------------------------------ people
@@ -125,14 +138,18 @@ class AlertStore:
 
     # ------------------------------------------------------------------ re-notify / escalate
     def due(self, now_ms: int, renotify_s: float, escalate_after_s: float | None) -> list[tuple[dict, str]]:
-        """Firing, unacknowledged alerts whose re-notification or escalation is due (marks them)."""
+        """Firing, unacknowledged alerts whose re-notification or escalation is due (marks them).
+
+        An escalation also tells the first list, so it counts as their reminder too."""
         out: list[tuple[dict, str]] = []
         with self._tx():
             rows = self.db.execute("SELECT * FROM alerts WHERE state='firing'").fetchall()
             for r in rows:
+                told = r["notified_ms"] if r["notified_ms"] is not None else r["fired_ms"]
                 if escalate_after_s is not None and r["escalated_ms"] is None \
-                        and now_ms - r["fired_ms"] >= escalate_after_s * 1000:
-                    self.db.execute("UPDATE alerts SET escalated_ms=? WHERE id=?", (now_ms, r["id"]))
+                        and now_ms - told >= escalate_after_s * 1000:
+                    self.db.execute("UPDATE alerts SET escalated_ms=?, last_notified_ms=? WHERE id=?",
+                                    (now_ms, now_ms, r["id"]))
                     out.append((dict(r), "escalation"))
                 elif renotify_s and now_ms - (r["last_notified_ms"] or 0) >= renotify_s * 1000:
                     self.db.execute("UPDATE alerts SET last_notified_ms=? WHERE id=?", (now_ms, r["id"]))
@@ -147,6 +164,11 @@ class AlertStore:
         for channel, target in targets:
             self.db.execute("INSERT INTO outbox (alert_id, event, channel, target, created_ms, next_ms) "
                             "VALUES (?,?,?,?,?,?)", (alert_id, event, channel, target, now_ms, now_ms))
+
+    def mark_cancelled(self, outbox_id: int, reason: str) -> None:
+        """A queued message that must not go out any more (e.g. a reminder of an acknowledged alert)."""
+        with self._tx():
+            self.db.execute("UPDATE outbox SET status='cancelled', last_error=? WHERE id=?", (reason[:500], outbox_id))
 
     def pending_notifications(self, now_ms: int, exclude: Iterable[int] = ()) -> list[dict]:
         rows = self.db.execute("SELECT * FROM outbox WHERE status='pending' AND next_ms<=? ORDER BY id",

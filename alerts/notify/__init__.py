@@ -23,6 +23,8 @@ log = logging.getLogger("villagewatch.alerts.notify")
 
 Sender = Callable[[dict[str, Any], str, Message], Awaitable[None]]
 
+REMINDER_EVENTS = ("renotify", "escalation")  # only meaningful while nobody has acknowledged
+
 CHANNELS: dict[str, Sender] = {
     "email": email.send,
     "webhook": webhook.send,
@@ -52,6 +54,13 @@ class Dispatcher:
     async def _send(self, row: dict) -> None:
         channel = self.config.channels.get(row["channel"])
         alert = self.store.get(row["alert_id"])
+        if row["event"] in REMINDER_EVENTS and alert is not None and alert["state"] != "firing":
+            # acknowledged or resolved while the reminder waited (e.g. for a retry): asking people to
+            # act on it now would be wrong
+            self.store.mark_cancelled(row["id"], f"alert {alert['state']} before the {row['event']} was sent")
+            log.info("notification %s (%s) dropped: alert %s is %s", row["id"], row["event"], alert["id"],
+                     alert["state"])
+            return
         try:
             if channel is None:
                 raise ValueError(f"channel {row['channel']!r} is not configured")
