@@ -283,12 +283,14 @@ class Engine:
         """Evaluate the daily rules on the latest local day complete at ``as_of_ms``, once."""
         key = (st.commune, st.id)
         nxt = self.daily_next.get(key)
+        if nxt is not None and as_of_ms < nxt:
+            return []  # the common case, on every reading: the day is not over
         tz = ZoneInfo(self.sites[st.commune].timezone)
         if nxt is None:
             started = self.start_ms if self.start_ms is not None else as_of_ms
             nxt = self.daily_next[key] = next_midnight(started - DAILY_CATCH_UP_MS, tz)
-        if as_of_ms < nxt:
-            return []
+            if as_of_ms < nxt:
+                return []
         day_end = last_midnight(as_of_ms, tz)
         day_start = last_midnight(day_end - 1, tz)
         self.daily_next[key] = next_midnight(as_of_ms, tz)
