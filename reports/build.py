@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -149,18 +150,22 @@ def _applies(lim: Limit, month: Month, ts_ms: np.ndarray) -> np.ndarray:
 
 def _aqi_days(reader: InfluxReader, site: Site, month: Month, st: Station, catalog: LimitCatalog,
               settings: dict) -> list[AqiDay]:
+    # Decision 1459 §2.2.2 a: the PM 24-hour mean is the mean of the day's 1-hour means (the same
+    # computation as the alert engine's alerts.aqi.day_mean), so an hour with more readings does not
+    # weigh more. The database gives the hourly means; a day needs 75 % of its hours, like alerts.
     per_metric = {}
     for metric in ("pm25", "pm10"):
         if metric in st.metrics:
-            per_metric[metric] = queries.buckets(reader, site.commune, st.id, metric, month, int(DAY_S))
-    expected_day = DAY_S / st.interval_s
+            per_metric[metric] = queries.buckets(reader, site.commune, st.id, metric, month, 3600)
+    min_hours = math.ceil(settings["min_window_coverage"] * 24)
     days = []
     for day in month.days:
+        start = month.day_start_ms(day)
         means: dict[str, float] = {}
         for metric, b in per_metric.items():
-            idx = np.flatnonzero(b.starts_ms == month.day_start_ms(day))
-            if idx.size and b.values["count"][idx[0]] >= settings["min_window_coverage"] * expected_day:
-                means[metric] = float(b.values["mean"][idx[0]])
+            in_day = (b.starts_ms >= start) & (b.starts_ms < start + int(DAY_S * 1000)) & (b.values["count"] > 0)
+            if int(in_day.sum()) >= min_hours:
+                means[metric] = float(np.mean(b.values["mean"][in_day]))
         value = catalog.daily_aqi(means) if means else None
         days.append(AqiDay(day, None if value is None else int(value), means.get("pm25"), means.get("pm10")))
     return days
