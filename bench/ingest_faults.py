@@ -29,6 +29,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from villagewatch.health import read_health  # noqa: E402
 from villagewatch.loadgen import Fleet  # noqa: E402
 from villagewatch.publish import Publisher  # noqa: E402
 from villagewatch.stack import LocalStack, free_port, wait_until  # noqa: E402
@@ -53,15 +54,7 @@ class Ingest:
         wait_until(lambda: self.health().get("subscribed", False), 30, "ingest healthy")
 
     def health(self) -> dict:
-        import urllib.error
-        import urllib.request
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/healthz", timeout=2) as r:
-                return json.loads(r.read())
-        except urllib.error.HTTPError as exc:
-            return json.loads(exc.read())
-        except OSError:
-            return {}
+        return read_health(self.port) or {}
 
     def rss(self) -> float:
         try:

@@ -66,16 +66,8 @@ class IngestProcess:
         return self
 
     def health(self) -> dict | None:
-        import json
-        import urllib.error
-        import urllib.request
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=2) as r:
-                return json.loads(r.read())
-        except urllib.error.HTTPError as exc:
-            return json.loads(exc.read())
-        except OSError:
-            return None
+        from villagewatch.health import read_health
+        return read_health(self.http_port)
 
     def healthy_or_dead(self) -> bool:
         if self.proc.poll() is not None:

@@ -11,16 +11,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.util
-import json
 import os
 import secrets
 import signal
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
+from villagewatch.health import read_health
 from villagewatch.sites import DEFAULT_SITES_DIR, load_site
 from villagewatch.stack import LocalStack, free_port, stop_pid, wait_until
 
@@ -122,13 +121,7 @@ class Demo:
         return bool(h and h.get("subscribed"))
 
     def health(self) -> dict | None:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/healthz", timeout=2) as r:
-                return json.loads(r.read())
-        except urllib.error.HTTPError as exc:
-            return json.loads(exc.read())
-        except OSError:
-            return None
+        return read_health(self.http_port)
 
     def banner(self, since_ms: int) -> None:
         q = f"SELECT count(seq) FROM telemetry WHERE time >= {since_ms}ms GROUP BY station"
