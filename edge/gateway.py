@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sqlite3
 import time
 from collections import Counter, deque
 from dataclasses import dataclass, field
@@ -33,6 +34,8 @@ from villagewatch.schema import ConfigError, Ctx, LineDict, load_yaml
 from villagewatch.sites import Site, Station
 
 log = logging.getLogger("edge.gateway")
+
+MAX_PENDING = 100_000  # readings held in memory while the spool cannot be written (≈ 30 MB)
 
 
 @dataclass
@@ -117,6 +120,9 @@ class Gateway:
         self.started = time.time()
         self.pending: list[contract.Reading] = []
         self.flush_scheduled = False
+        self.spool_errors = 0
+        self.last_spool_error: str | None = None
+        self.memory_drops = 0
         self.wake: asyncio.Event | None = None
         # publishing state (event-loop thread only)
         self.inflight: dict[int, int] = {}  # mid -> spool row id
@@ -168,10 +174,31 @@ class Gateway:
         log.debug("source %s station %s: %s %s", source.name, station_id, kind, detail)
 
     def _flush(self) -> None:
-        """Make everything produced in this event-loop tick durable in one transaction."""
+        """Make everything produced in this event-loop tick durable in one transaction.
+
+        If the disk refuses (full, I/O error), the readings are not thrown away: they stay in memory,
+        oldest first, and the write is retried every second. Memory is bounded by MAX_PENDING; beyond
+        it the oldest are dropped and counted (``memory_drops`` in the gateway status), the same
+        policy as the spool's disk budget.
+        """
         self.flush_scheduled = False
         batch, self.pending = self.pending, []
-        self.spool.append(batch)
+        try:
+            self.spool.append(batch)
+        except sqlite3.Error as exc:
+            self.spool_errors += 1
+            self.last_spool_error = f"{type(exc).__name__}: {exc}"
+            log.error("spool write failed (%s); %d readings kept in memory, retrying in 1 s",
+                      self.last_spool_error, len(batch))
+            batch.extend(self.pending)
+            overflow = len(batch) - MAX_PENDING
+            if overflow > 0:
+                self.memory_drops += overflow
+                del batch[:overflow]
+            self.pending = batch
+            self.flush_scheduled = True
+            asyncio.get_running_loop().call_later(1.0, self._flush)
+            return
         if self.wake is not None:
             self.wake.set()
 
@@ -263,6 +290,8 @@ class Gateway:
                 "oldest_ts": oldest, "oldest_age_s": round((now_ms - oldest) / 1000, 1) if oldest else 0,
                 "inflight": len(self.inflight), "replaying": bool(self.backlog),
                 "drops": self.spool.total_drops, "drops_by_station": dict(self.spool.drops),
+                "write_errors": self.spool_errors, "last_write_error": self.last_spool_error,
+                "pending_in_memory": len(self.pending), "memory_drops": self.memory_drops,
             },
             "published": self.published, "replayed": self.replayed,
             "link": {"state": "connected" if link.connected.is_set() else "disconnected",
