@@ -117,6 +117,25 @@ class Pipeline:
         batch.messages += 1
         if token is not None:
             batch.tokens.append(token)
+        lines_before, dead_before = len(batch.lines), len(batch.dead)
+        try:
+            self._take(batch, topic, payload, now_ms)
+        except Exception as exc:  # noqa: BLE001 - a bug must not turn into a lost reading
+            # The message will be acknowledged with its batch, so it must be durable somewhere:
+            # keep it in the dead-letter store, whole, to be replayed once the bug is fixed.
+            log.exception("internal error on a message from %s; kept in the dead-letter store", topic)
+            del batch.lines[lines_before:]
+            del batch.dead[dead_before:]
+            self._reject(batch, now_ms, topic, payload, contract.R_INTERNAL, f"{type(exc).__name__}: {exc}")
+        m.inflight += 1
+        if len(batch.lines) + len(batch.dead) >= self.batch_max_points:
+            self._cut()
+        elif batch.messages == 1:
+            self._wake.set()
+
+    def _take(self, batch: Batch, topic: str, payload: bytes, now_ms: int) -> None:
+        """Decode one message into points and/or dead letters of ``batch``."""
+        m = self.metrics
         try:
             info = contract.parse_topic(topic)
         except contract.TopicError as exc:
@@ -139,11 +158,6 @@ class Pipeline:
                 except (ValueError, TypeError) as exc:
                     self._reject(batch, now_ms, topic, payload, contract.R_BAD_STATUS, str(exc))
             # other contract topics (alerts) are not ingest's to store: acknowledged as they are
-        m.inflight += 1
-        if len(batch.lines) + len(batch.dead) >= self.batch_max_points:
-            self._cut()
-        elif batch.messages == 1:
-            self._wake.set()
 
     def _reject(self, batch: Batch, now_ms: int, topic: str, payload: bytes, reason: str, detail: str) -> None:
         self.metrics.rejected[reason] += 1

@@ -1,0 +1,47 @@
+"""Pipeline edge cases against a real InfluxDB: a bug while handling a message never loses it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+from ingest import pipeline as pipeline_mod
+from ingest.pipeline import Pipeline
+from ingest.stores import DeadLetterStore, WriteSpool
+from ingest.writer import InfluxV1Writer
+from villagewatch import contract
+
+
+def test_internal_error_keeps_the_message_in_the_dead_letter_store(stack, tmp_path, monkeypatch):
+    now = int(time.time() * 1000)
+    topic = contract.telemetry_topic("xa", "s1")
+    good = json.dumps({"ts": now - 1000, "seq": 1, "metrics": {"ph": 7.1}}).encode()
+    boom = json.dumps({"ts": now - 2000, "seq": 2, "metrics": {"ph": 7.2}}).encode()
+    real_line = pipeline_mod.lineproto.telemetry_line
+
+    def buggy_line(reading, kind=None):
+        if reading.seq == 2:
+            raise RuntimeError("simulated bug in the serializer")
+        return real_line(reading, kind)
+
+    monkeypatch.setattr(pipeline_mod.lineproto, "telemetry_line", buggy_line)
+    acked: list[int] = []
+
+    async def scenario() -> None:
+        writer = InfluxV1Writer(stack.influx_url, stack.influx_db)
+        await writer.start()
+        dead = DeadLetterStore(tmp_path / "dead.sqlite")
+        p = Pipeline(writer, dead, WriteSpool(tmp_path / "spool.sqlite"), on_durable=acked.extend)
+        p.start()
+        p.submit(topic, good, token=1)
+        p.submit(topic, boom, token=2)
+        await p.close()
+        await writer.close()
+        rows = dead.list()
+        assert [(r.reason, r.payload) for r in rows] == [(contract.R_INTERNAL, boom)]
+        assert "simulated bug" in rows[0].detail
+
+    asyncio.run(scenario())
+    assert sorted(acked) == [1, 2]  # both acknowledged — one written, one durable as a dead letter
+    assert stack.query_values("SELECT ph FROM telemetry") == [[now - 1000, 7.1]]
