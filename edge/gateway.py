@@ -114,7 +114,7 @@ class Gateway:
         self.gw_topic = contract.gateway_status_topic(site.commune, gateway_id)
         self.link = Link(opts.brokers, f"vw-edge-{site.commune}-{gateway_id}"[:64], self.gw_topic,
                          contract.encode_json({"online": False, "ts": int(time.time() * 1000), "gw": gateway_id,
-                                               "reason": "lwt"}),
+                                               "reason": contract.STATUS_REASON_LWT}),
                          window=opts.window, ca_file=opts.ca_file, cert_file=opts.cert_file,
                          key_file=opts.key_file, reconnect_max_s=opts.reconnect_max_s)
         self.started = time.time()

@@ -153,6 +153,10 @@ class Pipeline:
             elif info.kind in ("station_status", "gateway_status"):
                 try:
                     body = contract.decode_status(payload)
+                    if body.get("reason") == contract.STATUS_REASON_LWT:
+                        # a Last Will is composed when the client connects: its ts is the connect
+                        # time, not when the device went silent. Stored at the time it arrives.
+                        body["ts"] = now_ms
                     batch.lines.append(status_line(info, body))
                     m.status_points += 1
                 except (ValueError, TypeError) as exc:

@@ -45,3 +45,26 @@ def test_internal_error_keeps_the_message_in_the_dead_letter_store(stack, tmp_pa
     asyncio.run(scenario())
     assert sorted(acked) == [1, 2]  # both acknowledged — one written, one durable as a dead letter
     assert stack.query_values("SELECT ph FROM telemetry") == [[now - 1000, 7.1]]
+
+
+def test_last_will_status_is_stored_when_it_arrives(stack, tmp_path):
+    connect_time = int(time.time() * 1000) - 3_600_000  # the gateway connected an hour ago
+    lwt = json.dumps({"online": False, "ts": connect_time, "gw": "gw-1", "reason": contract.STATUS_REASON_LWT}).encode()
+    online = json.dumps({"online": True, "ts": connect_time + 60_000, "queue": {"depth": 3}}).encode()
+    topic = contract.gateway_status_topic("xa", "gw-1")
+
+    async def scenario() -> None:
+        writer = InfluxV1Writer(stack.influx_url, stack.influx_db)
+        await writer.start()
+        p = Pipeline(writer, DeadLetterStore(tmp_path / "d.sqlite"), WriteSpool(tmp_path / "s.sqlite"))
+        p.start()
+        p.submit(topic, online)
+        p.submit(topic, lwt)
+        await p.close()
+        await writer.close()
+
+    before = int(time.time() * 1000)
+    asyncio.run(scenario())
+    rows = stack.query_values('SELECT last("online") FROM gateway_status WHERE gateway = \'gw-1\'')
+    assert rows[0][1] is False, "the latest state must be the offline one"
+    assert rows[0][0] >= before

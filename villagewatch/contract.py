@@ -43,6 +43,9 @@ MEASUREMENT_ALERTS = "alerts"
 FIELD_SEQ = "seq"
 FIELD_FLAGS = "flags"
 
+# A status published by the broker as the client's Last Will carries "reason": "lwt".
+STATUS_REASON_LWT = "lwt"
+
 QUALITY_FLAGS = ("spike", "flatline", "calibration_expired", "aggregated", "suspect")
 
 
