@@ -157,6 +157,13 @@ class Pipeline:
                         # a Last Will is composed when the client connects: its ts is the connect
                         # time, not when the device went silent. Stored at the time it arrives.
                         body["ts"] = now_ms
+                        if info.kind == "gateway_status" and info.gateway:
+                            # the gateway cannot say goodbye for its stations: they are offline too
+                            for st in self.sites.stations_of_gateway(info.commune, info.gateway):
+                                batch.lines.append(status_line(
+                                    contract.TopicInfo("station_status", info.commune, station=st.id),
+                                    {"online": False, "ts": now_ms, "gw": info.gateway,
+                                     "reason": "gateway_offline"}))
                     batch.lines.append(status_line(info, body))
                     m.status_points += 1
                 except (ValueError, TypeError) as exc:

@@ -11,6 +11,9 @@ from ingest.pipeline import Pipeline
 from ingest.stores import DeadLetterStore, WriteSpool
 from ingest.writer import InfluxV1Writer
 from villagewatch import contract
+from villagewatch.sites import DEFAULT_SITES_DIR, SiteIndex, load_site
+
+SITE = load_site(DEFAULT_SITES_DIR / "tan-thuan-dong.yaml")
 
 
 def test_internal_error_keeps_the_message_in_the_dead_letter_store(stack, tmp_path, monkeypatch):
@@ -51,12 +54,13 @@ def test_last_will_status_is_stored_when_it_arrives(stack, tmp_path):
     connect_time = int(time.time() * 1000) - 3_600_000  # the gateway connected an hour ago
     lwt = json.dumps({"online": False, "ts": connect_time, "gw": "gw-1", "reason": contract.STATUS_REASON_LWT}).encode()
     online = json.dumps({"online": True, "ts": connect_time + 60_000, "queue": {"depth": 3}}).encode()
-    topic = contract.gateway_status_topic("xa", "gw-1")
+    topic = contract.gateway_status_topic(SITE.commune, "gw-ao-nuoi")
 
     async def scenario() -> None:
         writer = InfluxV1Writer(stack.influx_url, stack.influx_db)
         await writer.start()
-        p = Pipeline(writer, DeadLetterStore(tmp_path / "d.sqlite"), WriteSpool(tmp_path / "s.sqlite"))
+        p = Pipeline(writer, DeadLetterStore(tmp_path / "d.sqlite"), WriteSpool(tmp_path / "s.sqlite"),
+                     sites=SiteIndex({SITE.commune: SITE}))
         p.start()
         p.submit(topic, online)
         p.submit(topic, lwt)
@@ -65,6 +69,10 @@ def test_last_will_status_is_stored_when_it_arrives(stack, tmp_path):
 
     before = int(time.time() * 1000)
     asyncio.run(scenario())
-    rows = stack.query_values('SELECT last("online") FROM gateway_status WHERE gateway = \'gw-1\'')
+    rows = stack.query_values('SELECT last("online") FROM gateway_status WHERE gateway = \'gw-ao-nuoi\'')
     assert rows[0][1] is False, "the latest state must be the offline one"
     assert rows[0][0] >= before
+    # its stations are marked offline at the same moment (the gateway cannot say it for them)
+    body = stack.influx_query('SELECT last("online") FROM station_status GROUP BY "station"', db=stack.influx_db)
+    offline = {s["tags"]["station"] for s in body["results"][0]["series"] if s["values"][0][1] is False}
+    assert offline == {s.id for s in SITE.stations_of("gw-ao-nuoi")}

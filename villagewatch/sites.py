@@ -202,6 +202,9 @@ class SiteIndex:
         s = self._by_key.get((commune, station))
         return s.kind if s else None
 
+    def stations_of_gateway(self, commune: str, gateway: str) -> list[Station]:
+        return [s for (c, _), s in self._by_key.items() if c == commune and s.gateway == gateway]
+
     def all_stations(self) -> list[Station]:
         return list(self._by_key.values())
 
