@@ -52,12 +52,13 @@ if [ ! -x .venv/bin/python ]; then
   log "creating virtualenv .venv"
   $PY -m venv .venv
 fi
-stamp=".venv/.vw-installed-$(sha256sum pyproject.toml | cut -c1-16)"
+# re-install when the dependencies or the set of top-level packages change (an editable install
+# maps the packages it saw; a new top-level package needs a new install)
+stamp=".venv/.vw-installed-$( (cat pyproject.toml; ls -d */__init__.py) | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
   log "installing Python packages (pip)"
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-  # editable "compat" mode puts the checkout on sys.path, so new top-level packages need no reinstall
-  .venv/bin/python -m pip install -q -e '.[test]' --config-settings editable_mode=compat
+  .venv/bin/python -m pip install -q -e '.[test]'
   rm -f .venv/.vw-installed-*; touch "$stamp"
 fi
 
