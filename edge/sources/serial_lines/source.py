@@ -32,6 +32,7 @@ class SerialLinesSource(Source):
         self.by_node = {(b.options["node"] or b.station.id): b.station.id for b in bound}
         self.baudrate = bound[0].options["baudrate"]
         self._stop = threading.Event()
+        self.opened = threading.Event()  # set while the port is open (status, tests)
         self.framing_errors = 0
 
     async def run(self, sink) -> None:
@@ -42,6 +43,7 @@ class SerialLinesSource(Source):
         while not self._stop.is_set():
             try:
                 with serial.Serial(self.key, self.baudrate, timeout=0.2) as port:
+                    self.opened.set()
                     buf = b""
                     while not self._stop.is_set():
                         buf += port.read(port.in_waiting or 1)
@@ -53,6 +55,7 @@ class SerialLinesSource(Source):
                             loop.call_soon_threadsafe(self._framing, sink, None, "too_long", f"{len(buf)} bytes without newline")
                             buf = b""
             except (serial.SerialException, OSError) as exc:
+                self.opened.clear()
                 loop.call_soon_threadsafe(self._framing, sink, None, "port", f"{self.key}: {exc}")
                 self._stop.wait(2.0)  # cable unplugged: try again, never give up
 
