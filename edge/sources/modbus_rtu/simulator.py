@@ -44,9 +44,9 @@ class PtyBus:
             for fd in readable:
                 try:
                     data = os.read(fd, 4096)
+                    os.write(mb if fd == ma else ma, data)
                 except OSError:
-                    return
-                os.write(mb if fd == ma else ma, data)
+                    return  # the pair was closed while stopping
 
     def _trace(self, sending: bool, data: bytes) -> bytes:
         if sending and data and data[0] not in self.devices:
