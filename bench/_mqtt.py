@@ -108,7 +108,7 @@ class NaiveIngest:
         self._ready = threading.Event()
         self.client.on_message = on_message
         self.client.on_subscribe = lambda *a: self._ready.set()
-        self.client.on_connect = lambda c, *a: c.subscribe("vw/v1/+/+/telemetry", qos=1)
+        self.client.on_connect = lambda c, *a: c.subscribe(contract.TELEMETRY_SUBSCRIPTION, qos=1)
         self.client.connect(u.host, u.port)
         self.client.loop_start()
         if not self._ready.wait(10):

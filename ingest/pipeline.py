@@ -278,34 +278,48 @@ class Pipeline:
         self.metrics.db_up = up
 
     async def _drain_spool(self) -> None:
-        """Write spooled batches back, oldest first, with backoff while the database is down."""
+        """Write spooled batches back, oldest first, with backoff while the database is down.
+
+        Nothing may end this loop but cancellation: a dead drainer would strand the spool."""
         delay = 0.25
         while True:
-            item = await self._on_disk(self.spool.oldest)
-            if item is None:
-                if not self.db_up and await self.writer.ping():
-                    self._set_db_up(True)
-                if self.db_up:
-                    self._spool_wake.clear()
-                    await self._spool_wake.wait()
-                else:
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                continue
-            batch_id, body, points = item
             try:
-                await self._timed_write(body, points)
-            except WriteError as exc:
-                if exc.retryable:
-                    self._set_db_up(False)
-                    self.metrics.write_errors += 1
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
-                    continue
-                await self._bisect(body.decode().split("\n"), exc)
-            await self._on_disk(self.spool.remove, batch_id)
-            self.metrics.spool_batches = self.spool.batches
-            delay = 0.25
+                delay = await self._drain_one(delay)
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - log, back off, keep draining
+                log.exception("spool drain failed; retrying in %.1f s", delay)
+                self.metrics.write_errors += 1
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+
+    async def _drain_one(self, delay: float) -> float:
+        """One step of the drainer; returns the next backoff delay."""
+        item = await self._on_disk(self.spool.oldest)
+        if item is None:
+            if not self.db_up and await self.writer.ping():
+                self._set_db_up(True)
+            if self.db_up:
+                self._spool_wake.clear()
+                await self._spool_wake.wait()
+                return delay
+            await asyncio.sleep(delay)
+            return min(delay * 2, 5.0)
+        batch_id, body, points = item
+        try:
+            await self._timed_write(body, points)
+        except WriteError as exc:
+            if exc.retryable:
+                self._set_db_up(False)
+                self.metrics.write_errors += 1
+                await asyncio.sleep(delay)
+                return min(delay * 2, 5.0)
+            # refused lines go to the dead-letter store; a retryable error in there is raised
+            # and retried by the loop above (re-writing lines is harmless: same points)
+            await self._bisect(body.decode().split("\n"), exc)
+        await self._on_disk(self.spool.remove, batch_id)
+        self.metrics.spool_batches = self.spool.batches
+        return 0.25
 
     async def _on_disk(self, fn: Callable[..., Any], *args: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(self._disk, fn, *args)

@@ -76,3 +76,37 @@ def test_last_will_status_is_stored_when_it_arrives(stack, tmp_path):
     body = stack.influx_query('SELECT last("online") FROM station_status GROUP BY "station"', db=stack.influx_db)
     offline = {s["tags"]["station"] for s in body["results"][0]["series"] if s["values"][0][1] is False}
     assert offline == {s.id for s in SITE.stations_of("gw-ao-nuoi")}
+
+
+def test_spool_drainer_survives_an_error_and_keeps_draining(stack, tmp_path):
+    """An unexpected failure inside the drainer (here: the disk refusing one delete) must not end it:
+    a dead drainer would leave spooled readings on disk forever."""
+    now = int(time.time() * 1000)
+    spool = WriteSpool(tmp_path / "s.sqlite")
+    spool.put(f"telemetry,commune=xa,station=s1 ph=7.3,seq=1i {now - 5000}".encode(), 1)
+    spool.put(f"telemetry,commune=xa,station=s1 ph=7.4,seq=2i {now - 4000}".encode(), 1)
+    real_remove = spool.remove
+    failed = {"n": 0}
+
+    def flaky_remove(batch_id):
+        if failed["n"] == 0:
+            failed["n"] += 1
+            raise OSError("disk I/O error")
+        return real_remove(batch_id)
+
+    spool.remove = flaky_remove
+
+    async def scenario() -> None:
+        writer = InfluxV1Writer(stack.influx_url, stack.influx_db)
+        await writer.start()
+        p = Pipeline(writer, DeadLetterStore(tmp_path / "d.sqlite"), spool)
+        p.start()
+        deadline = asyncio.get_running_loop().time() + 20
+        while spool.batches and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        await p.close()
+        await writer.close()
+
+    asyncio.run(scenario())
+    assert failed["n"] == 1 and spool.batches == 0
+    assert stack.query_values("SELECT ph FROM telemetry") == [[now - 5000, 7.3], [now - 4000, 7.4]]
