@@ -84,3 +84,25 @@ def test_device_reusing_ingest_or_device_client_id_disturbs_nobody(stack, tmp_pa
         if ingest is not None:
             ingest.stop()
         broker.stop()
+
+
+def test_ingest_resubscribes_when_its_session_is_wiped(stack, ingest_factory):
+    """Dev broker (no client-id binding): a clean-start login with the ingest's client id wipes its
+    session and kicks it; the ingest must notice "session present = 0", subscribe again, count it."""
+    ingest = ingest_factory()
+    port = stack.mosquitto.port
+    topic = contract.telemetry_topic(COMMUNE, STATION_A)
+    with MqttSession(port, None, None, client_id="pub-a") as dev:
+        for seq in range(1, 6):
+            dev.publish(topic, _reading(seq))
+        eventually(lambda: _landed(stack) == set(range(1, 6)), 30, "readings before the wipe")
+        # paho MQTT 3.1.1 default is clean session: the broker discards the ingest's session
+        with MqttSession(port, None, None, client_id=ingest.env.get("VW_INGEST_CLIENT_ID", "villagewatch-ingest")):
+            pass
+        eventually(lambda: (ingest.health() or {}).get("sessions_lost") == 1, 30,
+                   "the ingest to notice its lost session")
+        eventually(lambda: (ingest.health() or {}).get("subscribed"), 30, "the ingest subscribed again")
+        for seq in range(6, 11):
+            dev.publish(topic, _reading(seq))
+        eventually(lambda: _landed(stack) == set(range(1, 11)), 30, "readings after the wipe")
+    assert "vw_ingest_sessions_lost_total 1" in ingest.metrics_text()
