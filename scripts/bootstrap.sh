@@ -19,7 +19,7 @@ NEED=(
   "python3:python3" "git:git" "pgrep:procps"
 )
 if [ "$ACTION" != demo ]; then
-  NEED+=("chromium:chromium" "pdftoppm:poppler-utils" "docker-compose:docker-compose")
+  NEED+=("chromium:chromium" "pdftoppm:poppler-utils" "docker-compose:docker-compose" "node:nodejs" "npm:npm")
 fi
 missing=()
 for pair in "${NEED[@]}"; do
@@ -60,6 +60,16 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q -e '.[test]'
   rm -f .venv/.vw-installed-*; touch "$stamp"
+fi
+
+# --- npm packages: Grafana's published types for the dashboards type-check (tests only)
+if [ "$ACTION" != demo ]; then
+  tc=dashboards/typecheck
+  lockstamp="$tc/node_modules/.vw-$(sha256sum "$tc/package-lock.json" | cut -c1-16)"
+  if [ ! -f "$lockstamp" ]; then
+    log "installing npm packages ($tc)"
+    (cd "$tc" && npm ci --no-audit --no-fund --loglevel=error) && touch "$lockstamp"
+  fi
 fi
 
 case "$ACTION" in
