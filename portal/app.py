@@ -8,6 +8,7 @@ import csv
 import io
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -40,6 +41,13 @@ OPEN_DATA_DAYS_MAX = 366  # one query per request; a year of daily rows stays sm
 OPEN_DATA_COLUMNS = ("date", "metric", "unit", "mean", "count")
 SSE_QUEUE_MAX = 256  # per client; a client this far behind is disconnected (it reloads and resyncs)
 FEEDBACK_PER_ADDRESS = 5  # submissions per address per hour
+# the map's background tiles; the map works without them (stations drawn over the commune)
+DEFAULT_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+STATIC_DIR = Path(__file__).parent / "static"
+LEAFLET_DIR = STATIC_DIR / "node_modules" / "leaflet" / "dist"  # installed by scripts/bootstrap.sh (npm)
+# marker colour per station state (issue 15's words); "warn"/"exceeded" come with the alert rules
+STATE_STYLE = {"ok": ("Tốt", "#2e9e44"), "warn": ("Cần chú ý", "#e6b800"), "exceeded": ("Vượt ngưỡng", "#d7301f"),
+               "offline": ("Mất kết nối", "#777777"), "no_data": ("Chưa có số liệu", "#ffffff")}
 APP_KEY = web.AppKey("portal", object)
 
 
@@ -343,7 +351,11 @@ async def page_tracking(request: web.Request) -> dict:
 @aiohttp_jinja2.template("index.html")
 async def page_index(request: web.Request) -> dict:
     p = _portal(request)
-    return {"sites": list(p.sites.values()), "categories": CATEGORIES}
+    markers = [{"commune": st.commune, "station": st.id, "name": st.name_vi, "lat": st.lat, "lon": st.lon,
+                "kind": st.kind} for st in p.visible(request, None)]
+    centers = [{"lat": s.center[0], "lon": s.center[1]} for s in p.sites.values() if s.center]
+    return {"sites": list(p.sites.values()), "categories": CATEGORIES, "markers": markers,
+            "centers": centers, "states": STATE_STYLE, "tile_url": os.environ.get("VW_PORTAL_TILE_URL", DEFAULT_TILE_URL)}
 
 
 @aiohttp_jinja2.template("station.html")
@@ -359,6 +371,10 @@ def build_app(portal: Portal) -> web.Application:
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
                          autoescape=True)
     app.router.add_get("/", page_index)
+    if LEAFLET_DIR.is_dir():  # absent only when bootstrap's npm step was skipped: the list still works
+        app.router.add_static("/static/leaflet", LEAFLET_DIR)
+    else:
+        log.warning("Leaflet not installed at %s (run: bash scripts/bootstrap.sh setup): no map", LEAFLET_DIR)
     app.router.add_get("/tram/{commune}/{station}", page_station)
     app.router.add_get("/phan-anh/{code}", page_tracking)
     app.router.add_get("/api/v1/stations", api_stations)

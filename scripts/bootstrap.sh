@@ -16,7 +16,7 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 NEED=(
   "mosquitto:mosquitto" "mosquitto_passwd:mosquitto" "mosquitto_sub:mosquitto-clients"
   "influxd:influxdb" "influx:influxdb-client"
-  "python3:python3" "git:git" "pgrep:procps"
+  "python3:python3" "git:git" "pgrep:procps" "npm:npm"
 )
 if [ "$ACTION" != demo ]; then
   NEED+=("chromium:chromium" "pdftoppm:poppler-utils" "docker-compose:docker-compose")
@@ -60,6 +60,19 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q --upgrade pip >/dev/null
   .venv/bin/python -m pip install -q -e '.[test]'
   rm -f .venv/.vw-installed-*; touch "$stamp"
+fi
+
+# --- browser assets of the portal (Leaflet) from npm, served by the portal itself (no CDN at run time).
+# Re-installed only when the lock file changes; without npm the portal still runs, without its map.
+if command -v npm >/dev/null 2>&1; then
+  lockstamp="portal/static/node_modules/.vw-$(sha256sum portal/static/package-lock.json | cut -c1-16)"
+  if [ ! -f "$lockstamp" ]; then
+    log "installing portal browser assets (npm ci)"
+    (cd portal/static && npm ci --no-audit --no-fund --silent)
+    touch "$lockstamp"
+  fi
+else
+  log "npm not found: the portal runs without its map (install nodejs + npm, then re-run)"
 fi
 
 case "$ACTION" in

@@ -43,6 +43,7 @@ def _write(stack, lines: list[str]) -> None:
 def portal(stack, tmp_path):
     port = free_port()
     env = {**os.environ, **stack.env(), "VW_PORTAL_PORT": str(port), "VW_DATA_DIR": str(tmp_path / "var"),
+           "VW_PORTAL_TILE_URL": "",  # no tiles: tests never reach the internet (the map works without)
            "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "villagewatch.cli", "portal"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
