@@ -16,10 +16,10 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 NEED=(
   "mosquitto:mosquitto" "mosquitto_passwd:mosquitto" "mosquitto_sub:mosquitto-clients"
   "influxd:influxdb" "influx:influxdb-client"
-  "python3:python3" "git:git" "pgrep:procps"
+  "python3:python3" "git:git" "pgrep:procps" "node:nodejs" "npm:npm"
 )
 if [ "$ACTION" != demo ]; then
-  NEED+=("chromium:chromium" "pdftoppm:poppler-utils" "docker-compose:docker-compose" "node:nodejs" "npm:npm")
+  NEED+=("chromium:chromium" "pdftoppm:poppler-utils" "docker-compose:docker-compose")
 fi
 missing=()
 for pair in "${NEED[@]}"; do
@@ -62,15 +62,18 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.vw-installed-*; touch "$stamp"
 fi
 
-# --- npm packages: Grafana's published types for the dashboards type-check (tests only)
-if [ "$ACTION" != demo ]; then
-  tc=dashboards/typecheck
-  lockstamp="$tc/node_modules/.vw-$(sha256sum "$tc/package-lock.json" | cut -c1-16)"
+# --- npm packages, each folder re-installed only when its lock file changes:
+#   portal/static        Leaflet, served by the portal itself (no CDN at run time)
+#   dashboards/typecheck Grafana's published types for the dashboards type-check (tests only)
+npm_folders=(portal/static)
+[ "$ACTION" = demo ] || npm_folders+=(dashboards/typecheck)
+for folder in "${npm_folders[@]}"; do
+  lockstamp="$folder/node_modules/.vw-$(sha256sum "$folder/package-lock.json" | cut -c1-16)"
   if [ ! -f "$lockstamp" ]; then
-    log "installing npm packages ($tc)"
-    (cd "$tc" && npm ci --no-audit --no-fund --loglevel=error) && touch "$lockstamp"
+    log "installing npm packages ($folder)"
+    (cd "$folder" && npm ci --no-audit --no-fund --loglevel=error) && touch "$lockstamp"
   fi
-fi
+done
 
 case "$ACTION" in
   setup) log "ready: .venv/bin/villagewatch --help" ;;
