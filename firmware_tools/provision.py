@@ -60,7 +60,10 @@ class Provisioned:
 def _issue(ws: Workspace, device_id: str, role: str, with_cert: bool, **where) -> Provisioned:
     password = new_password()
     hashed = hash_password(password)
-    secret: dict = {"username": device_id, "password": password, "role": role, **where}
+    # client_id: the broker replaces every client id by the username (use_username_as_clientid),
+    # written here so each service/device configures the id its persistent session really has
+    secret: dict = {"username": device_id, "password": password, "client_id": device_id, "role": role,
+                    **where}
     cert_fp = None
     cert_path = None
     previous = ws.load_secret(device_id) or {}

@@ -74,6 +74,7 @@ class MqttConsumer:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_subscribe = self._on_subscribe
         self.subscribed = False
+        self._subscribed_once = False
 
     def _ssl(self) -> ssl.SSLContext | bool:
         if not self.url.tls:
@@ -99,8 +100,12 @@ class MqttConsumer:
                 delay = min(delay * 2, 10.0)
         if stop.is_set():
             return
-        self.client.subscribe([gmqtt.Subscription(t, qos=1) for t in subscriptions(self.settings.ingest_share_group)])
+        self._subscribe()
+        self._subscribed_once = True
         log.info("subscribed on %s as %s", self.url.redacted(), self.settings.ingest_client_id)
+
+    def _subscribe(self) -> None:
+        self.client.subscribe([gmqtt.Subscription(t, qos=1) for t in subscriptions(self.settings.ingest_share_group)])
 
     def _on_message(self, client: gmqtt.Client, topic: str, payload: bytes, qos: int, properties: dict) -> None:
         self.pipeline.submit(topic, payload)
@@ -143,6 +148,15 @@ class MqttConsumer:
     def _on_connect(self, client: gmqtt.Client, flags: int, rc: int, properties: dict) -> None:
         self.metrics.mqtt_connected = True
         self._paused_transport = None  # a new connection starts reading
+        session_present = bool(flags & 0x01)  # CONNACK acknowledge flags, bit 0
+        if self._subscribed_once and not session_present:
+            # the broker lost our session (wiped by a clean-start login with our id, or restarted
+            # without persistence): no subscriptions, no queue; subscribe again or receive nothing
+            self.subscribed = False
+            self.metrics.sessions_lost += 1
+            log.warning("broker %s has no session for %s: subscribing again (lost sessions: %d)",
+                        self.url.redacted(), self.settings.ingest_client_id, self.metrics.sessions_lost)
+            self._subscribe()
 
     def _on_disconnect(self, client: gmqtt.Client, packet: bytes, exc: Exception | None = None) -> None:
         self.metrics.mqtt_connected = False

@@ -48,6 +48,7 @@ class IngestMetrics:
     spool_batches: int = 0
     inflight: int = 0
     read_pauses: int = 0
+    sessions_lost: int = 0
     write_seconds: Histogram = field(default_factory=lambda: Histogram(WRITE_BUCKETS))
     batch_points: Histogram = field(default_factory=lambda: Histogram(BATCH_BUCKETS))
 
@@ -67,6 +68,8 @@ class IngestMetrics:
         counter("vw_ingest_spooled_points_total", self.spooled_points, "points spooled to disk while InfluxDB was unavailable")
         counter("vw_ingest_write_errors_total", self.write_errors, "failed write attempts (retried)")
         counter("vw_ingest_read_pauses_total", self.read_pauses, "times reading paused: inflight window full (backpressure)")
+        counter("vw_ingest_sessions_lost_total", self.sessions_lost,
+                "reconnects where the broker had no session for us (subscribed again)")
         counter("vw_ingest_acked_total", self.acked, "messages acknowledged to the broker after being made durable")
         lines += ["# HELP vw_ingest_rejected_total rejected messages or metrics by reason",
                   "# TYPE vw_ingest_rejected_total counter"]

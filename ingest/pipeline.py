@@ -37,7 +37,12 @@ class Writer:  # protocol of ingest.writer.*
 
 @dataclass
 class Batch:
-    lines: list[str] = field(default_factory=list)
+    # encoded line protocol: encoding at intake makes a line that cannot be encoded (a lone
+    # UTF-16 surrogate in a flag or status string) fail with its own message, not its batch
+    lines: list[bytes] = field(default_factory=list)
+    # (topic, payload) of each line, same index: a line the database refuses is dead-lettered
+    # as the message it came from
+    sources: list[tuple[str, bytes]] = field(default_factory=list)
     dead: list[DeadRow] = field(default_factory=list)
     tokens: list[Any] = field(default_factory=list)  # acknowledgement tokens (MQTT packet ids)
     messages: int = 0
@@ -120,11 +125,19 @@ class Pipeline:
         lines_before, dead_before = len(batch.lines), len(batch.dead)
         try:
             self._take(batch, topic, payload, now_ms)
+        except UnicodeEncodeError as exc:
+            # a string of the message cannot be stored (lone surrogate): this message only
+            del batch.lines[lines_before:]
+            del batch.sources[lines_before:]
+            del batch.dead[dead_before:]
+            self._reject(batch, now_ms, topic, payload, contract.R_BAD_UTF8,
+                         f"a string cannot be encoded as UTF-8 for storage: {exc}")
         except Exception as exc:  # noqa: BLE001 - a bug must not turn into a lost reading
             # The message will be acknowledged with its batch, so it must be durable somewhere:
             # keep it in the dead-letter store, whole, to be replayed once the bug is fixed.
             log.exception("internal error on a message from %s; kept in the dead-letter store", topic)
             del batch.lines[lines_before:]
+            del batch.sources[lines_before:]
             del batch.dead[dead_before:]
             self._reject(batch, now_ms, topic, payload, contract.R_INTERNAL, f"{type(exc).__name__}: {exc}")
         m.inflight += 1
@@ -145,7 +158,8 @@ class Pipeline:
                 decoded = contract.decode_telemetry(info.commune, info.station or "", payload, now_ms)
                 if decoded.reading is not None:
                     kind = self.sites.kind(info.commune, decoded.reading.station)
-                    batch.lines.append(lineproto.telemetry_line(decoded.reading, kind))
+                    batch.lines.append(lineproto.telemetry_line(decoded.reading, kind).encode())
+                    batch.sources.append((topic, payload))
                     m.readings += 1
                 for rej in decoded.rejections:
                     detail = rej.detail if rej.metric is None else f"[{rej.metric}] {rej.detail}"
@@ -163,8 +177,10 @@ class Pipeline:
                                 batch.lines.append(status_line(
                                     contract.TopicInfo("station_status", info.commune, station=st.id),
                                     {"online": False, "ts": now_ms, "gw": info.gateway,
-                                     "reason": "gateway_offline"}))
-                    batch.lines.append(status_line(info, body))
+                                     "reason": "gateway_offline"}).encode())
+                                batch.sources.append((topic, payload))
+                    batch.lines.append(status_line(info, body).encode())
+                    batch.sources.append((topic, payload))
                     m.status_points += 1
                 except (ValueError, TypeError) as exc:
                     self._reject(batch, now_ms, topic, payload, contract.R_BAD_STATUS, str(exc))
@@ -207,8 +223,9 @@ class Pipeline:
                         await self._on_disk(self.dead_letters.add_many, batch.dead)
                         batch.dead = []
                     if batch.lines:
-                        await self._write_or_spool(batch.lines)
+                        await self._write_or_spool(batch.lines, batch.sources)
                         batch.lines = []
+                        batch.sources = []
                     break
                 except asyncio.CancelledError:
                     raise
@@ -221,8 +238,8 @@ class Pipeline:
             self.metrics.acked += len(batch.tokens)
             self.on_durable(batch.tokens)
 
-    async def _write_or_spool(self, lines: list[str]) -> None:
-        body = "\n".join(lines).encode()
+    async def _write_or_spool(self, lines: list[bytes], sources: list[tuple[str, bytes]]) -> None:
+        body = b"\n".join(lines)
         if self.db_up and not self.spool.batches:
             for attempt in range(3):
                 try:
@@ -230,7 +247,7 @@ class Pipeline:
                     return
                 except WriteError as exc:
                     if not exc.retryable:
-                        await self._bisect(lines, exc)
+                        await self._bisect(lines, sources, exc)
                         return
                     self.metrics.write_errors += 1
                     log.warning("write failed (attempt %d): %s", attempt + 1, exc)
@@ -250,26 +267,32 @@ class Pipeline:
         self.metrics.written += points
         self._set_db_up(True)
 
-    async def _bisect(self, lines: list[str], error: WriteError) -> None:
+    async def _bisect(self, lines: list[bytes], sources: list[tuple[str, bytes]] | None,
+                      error: WriteError) -> None:
         """The database refused part of a batch: find the refused lines, write the rest.
 
         InfluxDB 1.x writes the valid points of a refused batch anyway; re-writing them is harmless
-        (same series and time), so splitting in halves until single lines is safe.
+        (same series and time), so splitting in halves until single lines is safe. ``sources``
+        (topic, payload per line) is None for spooled batches: their refused line is kept as is.
+        A retryable error on the way is raised: the caller retries (rewrites are harmless).
         """
         if len(lines) == 1:
             now_ms = int(self.clock() * 1000)
             self.metrics.rejected[contract.R_DB_REJECTED] += 1
+            topic, payload = sources[0] if sources else ("influxdb:/write", lines[0])
+            detail = str(error) if not sources else f"{error} | line: {lines[0][:1000].decode(errors='replace')}"
             await self._on_disk(self.dead_letters.add_many, [
-                (now_ms, "influxdb:/write", lines[0].encode(), contract.R_DB_REJECTED, str(error))])
+                (now_ms, topic, payload, contract.R_DB_REJECTED, detail)])
             return
         mid = len(lines) // 2
-        for part in (lines[:mid], lines[mid:]):
+        for lo, hi in ((0, mid), (mid, len(lines))):
+            part = lines[lo:hi]
             try:
-                await self._timed_write("\n".join(part).encode(), len(part))
+                await self._timed_write(b"\n".join(part), len(part))
             except WriteError as exc:
                 if exc.retryable:
                     raise
-                await self._bisect(part, exc)
+                await self._bisect(part, sources[lo:hi] if sources else None, exc)
 
     def _set_db_up(self, up: bool) -> None:
         if up != self.db_up:
@@ -316,7 +339,7 @@ class Pipeline:
                 return min(delay * 2, 5.0)
             # refused lines go to the dead-letter store; a retryable error in there is raised
             # and retried by the loop above (re-writing lines is harmless: same points)
-            await self._bisect(body.decode().split("\n"), exc)
+            await self._bisect(body.split(b"\n"), None, exc)
         await self._on_disk(self.spool.remove, batch_id)
         self.metrics.spool_batches = self.spool.batches
         return 0.25

@@ -62,7 +62,7 @@ class IngestService:
         db = await self.writer.ping()
         body = {"broker": self.consumer.connected, "subscribed": self.consumer.subscribed, "database": db, "spool_batches": self.spool.batches,
                 "inflight": self.metrics.inflight, "received": self.metrics.received,
-                "written": self.metrics.written, "uptime_s": round(time.time() - self.started, 1)}
+                "written": self.metrics.written, "sessions_lost": self.metrics.sessions_lost, "uptime_s": round(time.time() - self.started, 1)}
         ok = body["broker"] and body["subscribed"] and db
         return web.json_response(body, status=200 if ok else 503, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 

@@ -110,3 +110,38 @@ def test_spool_drainer_survives_an_error_and_keeps_draining(stack, tmp_path):
     asyncio.run(scenario())
     assert failed["n"] == 1 and spool.batches == 0
     assert stack.query_values("SELECT ph FROM telemetry") == [[now - 5000, 7.3], [now - 4000, 7.4]]
+
+
+def test_a_line_the_database_refuses_dead_letters_only_its_message(stack, tmp_path):
+    """A real InfluxDB 400 (field type conflict) for one line: its message is dead-lettered with
+    its own topic and payload, every other reading of the batch is written and acknowledged."""
+    now = int(time.time() * 1000)
+    status_topic = contract.station_status_topic("xa", "s9")
+    first = json.dumps({"ts": now - 5000, "online": True, "note": 1}).encode()
+    conflicting = json.dumps({"ts": now - 4000, "online": True, "note": "chữ"}).encode()
+    telemetry = [(contract.telemetry_topic("xa", f"s{i % 5}"),
+                  json.dumps({"ts": now - 100_000 + i, "seq": i, "metrics": {"ph": 7.0}}).encode())
+                 for i in range(200)]
+    acked: list[int] = []
+
+    async def scenario() -> DeadLetterStore:
+        writer = InfluxV1Writer(stack.influx_url, stack.influx_db)
+        await writer.start()
+        dead = DeadLetterStore(tmp_path / "dead.sqlite")
+        p = Pipeline(writer, dead, WriteSpool(tmp_path / "spool.sqlite"), on_durable=acked.extend)
+        p.start()
+        p.submit(status_topic, first, token=-1)
+        await p.flush()  # "note" is now a float field
+        for i, (topic, payload) in enumerate(telemetry):
+            p.submit(topic, payload, token=i)
+            if i == 120:
+                p.submit(status_topic, conflicting, token=10_000)
+        await p.close()
+        await writer.close()
+        return dead
+
+    dead = asyncio.run(scenario())
+    rows = dead.list()
+    assert [(r.topic, r.payload, r.reason) for r in rows] == [(status_topic, conflicting, contract.R_DB_REJECTED)]
+    assert sorted(acked) == [-1, *range(200), 10_000]
+    assert int(stack.query_values('SELECT count("seq") FROM "telemetry"')[0][1]) == 200

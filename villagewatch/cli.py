@@ -26,6 +26,7 @@ SUBCOMMANDS = [
     "dashboards.cli",  # dashboards build|push|check
     "villagewatch.loadgen",  # loadgen
     "firmware_tools.cli",  # device, ca, ota
+    "portal.cli",  # portal
 ]
 
 

@@ -13,6 +13,7 @@ from typing import Any
 from villagewatch import contract
 from villagewatch.schema import (
     Any_,
+    Bool,
     ConfigError,
     Ctx,
     Key,
@@ -34,6 +35,15 @@ STATION_KINDS = {
     "waste": ("Điểm tập kết rác", "Waste collection point"),
     "flood_gauge": ("Trạm đo mực nước", "River level gauge"),
 }
+
+# Kinds whose stations are private by default (a farmer's pond is not open data); every other
+# kind is an environment station, shown to residents unless the site file says `public: false`.
+PRIVATE_KINDS = frozenset({"pond"})
+
+
+def default_public(kind: str) -> bool:
+    return kind not in PRIVATE_KINDS
+
 
 _ID = Str(contract.ID_PATTERN, "id ([a-z0-9][a-z0-9_-]*, at most 64 characters)")
 
@@ -61,6 +71,8 @@ _STATION = Map([
     Key("source", _SOURCE, required=False, default=lambda: {"type": "simulated"}),
     Key("params", Map([], extra=Any_(), name="params"), required=False, default=dict,
         doc="per-station parameters for rules and simulation"),
+    Key("public", Bool(), required=False,
+        doc="shown to residents on the portal (default: true, false for ponds)"),
 ], name="station")
 
 _GATEWAY = Map([
@@ -98,6 +110,7 @@ class Station:
     metrics: tuple[str, ...]
     source: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    public: bool = True
 
     def name(self, lang: str = "vi") -> str:
         return self.name_vi if lang == "vi" or not self.name_en else self.name_en
@@ -157,7 +170,8 @@ def load_site(path: str | Path) -> Site:
                               f"did you mean {near[0]!r}?" if near else None)
         stations[s["id"]] = Station(
             commune, s["id"], s["kind"], s["name_vi"], s["name_en"], float(s["lat"]), float(s["lon"]),
-            s["gateway"], float(s["interval_s"]), tuple(s["metrics"]), s["source"], s["params"])
+            s["gateway"], float(s["interval_s"]), tuple(s["metrics"]), s["source"], s["params"],
+            s["public"] if s.get("public") is not None else default_public(s["kind"]))
     center = (data["center"]["lat"], data["center"]["lon"]) if data.get("center") else None
     return Site(commune, data["name_vi"], data["name_en"], data["province"], data["timezone"],
                 gateways, stations, str(path), center)

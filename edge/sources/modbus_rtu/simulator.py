@@ -36,6 +36,7 @@ class PtyBus:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._server: ModbusSerialServer | None = None
         self._ready = threading.Event()
+        self._relay_thread: threading.Thread | None = None
 
     def _relay(self) -> None:
         ma, mb = self._a[0], self._b[0]
@@ -83,7 +84,8 @@ class PtyBus:
             pass
 
     def start(self) -> PtyBus:
-        threading.Thread(target=self._relay, daemon=True, name="pty-relay").start()
+        self._relay_thread = threading.Thread(target=self._relay, daemon=True, name="pty-relay")
+        self._relay_thread.start()
         threading.Thread(target=self._serve, daemon=True, name="modbus-sim").start()
         if not self._ready.wait(10):
             raise RuntimeError("Modbus simulator did not start")
@@ -97,6 +99,11 @@ class PtyBus:
                 fut.result(5)
             except Exception:  # noqa: BLE001 - best effort at teardown
                 pass
+        # The relay must be gone before its descriptors are closed: a closed fd number is reused by
+        # the next open() in this process, and a relay still reading it would swallow that file
+        # (a sensor profile then "loaded as null" later in the test suite).
+        if self._relay_thread is not None:
+            self._relay_thread.join(5)
         for fd in (*self._a[:2], *self._b[:2]):
             try:
                 os.close(fd)
