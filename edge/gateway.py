@@ -291,6 +291,7 @@ class Gateway:
                 "inflight": len(self.inflight), "replaying": bool(self.backlog),
                 "drops": self.spool.total_drops, "drops_by_station": dict(self.spool.drops),
                 "write_errors": self.spool_errors, "last_write_error": self.last_spool_error,
+                "salvage": self.spool.salvage,
                 "pending_in_memory": len(self.pending), "memory_drops": self.memory_drops,
             },
             "published": self.published, "replayed": self.replayed,
