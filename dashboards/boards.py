@@ -150,7 +150,7 @@ def active_alerts_table(c: BoardContext) -> dict[str, Any]:
                         "properties": [{"id": "displayName", "value": c.t("col_rule")}]},
                        {"matcher": {"id": "byName", "options": "message"},
                         "properties": [{"id": "displayName", "value": c.t("col_message")}]}],
-                   options={"showHeader": True, "sortBy": [{"displayName": "Time", "desc": True}]})
+                   options={"showHeader": True, "frameIndex": 0, "sortBy": [{"displayName": "Time", "desc": True}]})
 
 
 # --------------------------------------------------------------------------- water
@@ -285,7 +285,7 @@ def devices(c: BoardContext) -> Board:
                        {"matcher": {"id": "byName", "options": "Time"},
                         "properties": [{"id": "unit", "value": "dateTimeFromNow"},
                                        {"id": "displayName", "value": c.t("last_seen")}]}],
-                   options={"showHeader": True, "sortBy": [{"displayName": c.t("last_seen"), "desc": False}]})
+                   options={"showHeader": True, "frameIndex": 0, "sortBy": [{"displayName": c.t("last_seen"), "desc": False}]})
     layout.add(seen, 8, 12)
     metric_panels(c, layout, stations, "battery", w=8, h=12, title_suffix="")
     metric_panels(c, layout, stations, "rssi", w=8, h=12, title_suffix="")

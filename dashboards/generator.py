@@ -46,7 +46,9 @@ def build_commune(site: Site, limits: Limits, lang: str) -> list[Built]:
         annotations = [g.influx_annotation(c.t("annotation_alerts"), Q.alert_annotations(lang),
                                            text_column="text", tags_columns="rule,severity,state")]
         links = [{"type": "dashboards", "tags": [f"commune:{site.commune}", f"lang:{lang}"], "asDropdown": False,
-                  "title": c.commune_name(), "includeVars": True, "keepTime": True}]
+                  "title": c.commune_name(), "includeVars": True, "keepTime": True,
+                  # required by @grafana/schema's DashboardLink (dashboards/typecheck.py)
+                  "icon": "external link", "targetBlank": False, "tooltip": ""}]
         dash = g.dashboard(c.uid(key), c.title(key), panels, variables=c.variables(stations),
                            annotations=annotations, links=links,
                            tags=["villagewatch", f"commune:{site.commune}", f"lang:{lang}", key],

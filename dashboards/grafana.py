@@ -96,6 +96,17 @@ def panel(kind: str, title: str, targets: list[dict[str, Any]], *, unit: str = "
         custom["thresholdsStyle"] = {"mode": threshold_style}
     if custom:
         defaults["custom"] = custom
+    if kind == "stat":
+        # Grafana's own defaults for what @grafana/schema's stat Options require (dashboards/typecheck.py)
+        options = {"textMode": "auto", "justifyMode": "auto", "orientation": "auto", "wideLayout": True,
+                   "showPercentChange": False, "percentChangeColorMode": "standard", **(options or {})}
+    elif kind == "bargauge":
+        options = {"maxVizHeight": 300, "minVizHeight": 16, "minVizWidth": 8, "namePlacement": "auto",
+                   "sizing": "auto", "valueMode": "color",
+                   "legend": {"displayMode": "list", "placement": "bottom", "showLegend": False, "calcs": []},
+                   **(options or {})}
+    elif kind == "table":
+        options = {"showHeader": True, "frameIndex": 0, **(options or {})}
     body: dict[str, Any] = {
         "type": kind, "title": title, "description": description, "datasource": dict(DATASOURCE),
         "targets": targets, "fieldConfig": {"defaults": defaults, "overrides": overrides or []},
@@ -112,7 +123,7 @@ def timeseries(title: str, targets: list[dict[str, Any]], *, bars: bool = False,
     custom = {"drawStyle": "bars" if bars else "line", "lineWidth": 1, "fillOpacity": 60 if bars else 10,
               "spanNulls": False, "showPoints": "never"}
     custom.update(kw.pop("custom", {}) or {})
-    options = {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+    options = {"legend": {"displayMode": "list", "placement": "bottom", "showLegend": True, "calcs": []},
                "tooltip": {"mode": "multi", "sort": "none"}}
     return panel("timeseries", title, targets, custom=custom, options=options, **kw)
 

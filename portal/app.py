@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import csv
+import io
 import json
 import logging
+import os
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import aiohttp_jinja2
 import jinja2
@@ -31,8 +36,18 @@ from villagewatch.sites import Site, Station
 log = logging.getLogger(__name__)
 
 MAX_SERIES_POINTS = 2000
+OPEN_DATA_DAYS_DEFAULT = 30
+OPEN_DATA_DAYS_MAX = 366  # one query per request; a year of daily rows stays small
+OPEN_DATA_COLUMNS = ("date", "metric", "unit", "mean", "count")
 SSE_QUEUE_MAX = 256  # per client; a client this far behind is disconnected (it reloads and resyncs)
 FEEDBACK_PER_ADDRESS = 5  # submissions per address per hour
+# the map's background tiles; the map works without them (stations drawn over the commune)
+DEFAULT_TILE_URL = "https://tile.openstreetmap.org/{z}/{x}/{y}.png"
+STATIC_DIR = Path(__file__).parent / "static"
+LEAFLET_DIR = STATIC_DIR / "node_modules" / "leaflet" / "dist"  # installed by scripts/bootstrap.sh (npm)
+# marker colour per station state (issue 15's words); "warn"/"exceeded" come with the alert rules
+STATE_STYLE = {"ok": ("Tốt", "#2e9e44"), "warn": ("Cần chú ý", "#e6b800"), "exceeded": ("Vượt ngưỡng", "#d7301f"),
+               "offline": ("Mất kết nối", "#777777"), "no_data": ("Chưa có số liệu", "#ffffff")}
 APP_KEY = web.AppKey("portal", object)
 
 
@@ -98,6 +113,35 @@ class Portal:
                                      f"GROUP BY time({bucket_ms}ms) fill(none)")
         points = [[r[0], r[1]] for s in rows for r in s.values if r[1] is not None]
         return points[:MAX_SERIES_POINTS]
+
+    def daily_means(self, st: Station, days: int, now_ms: int) -> list[dict]:
+        """Mean and count per metric per local day of the site (its timezone), oldest first.
+
+        Days are the site's local calendar days (tz() shifts InfluxDB's day buckets), so a reading
+        at 23:30 in Vietnam counts for that day, not the next UTC one.
+        """
+        tz_name = self.sites[st.commune].timezone
+        tz = ZoneInfo(tz_name)
+        today = datetime.fromtimestamp(now_ms / 1000, tz).replace(hour=0, minute=0, second=0, microsecond=0)
+        start_ms = int(today.timestamp() * 1000) - (days - 1) * 86_400_000
+        fields = ", ".join(f"mean({quote_ident(m)}) AS {quote_ident('mean_' + m)}, "
+                           f"count({quote_ident(m)}) AS {quote_ident('count_' + m)}" for m in st.metrics)
+        q = (f"SELECT {fields} FROM {contract.MEASUREMENT_TELEMETRY} "
+             f"WHERE commune = {quote_tag(st.commune)} AND station = {quote_tag(st.id)} "
+             f"AND time >= {start_ms}ms AND time <= {now_ms}ms "
+             f"GROUP BY time(1d) fill(none) tz({quote_tag(tz_name)})")
+        rows = []
+        for series in self.influx.query(q):
+            cols = series.columns
+            for values in series.values:
+                rec = dict(zip(cols, values, strict=True))
+                day = datetime.fromtimestamp(rec["time"] / 1000, tz).date().isoformat()
+                for m in st.metrics:
+                    if rec.get(f"mean_{m}") is None:
+                        continue
+                    rows.append({"date": day, "metric": m, "unit": contract.METRICS[m].unit,
+                                 "mean": rec[f"mean_{m}"], "count": rec[f"count_{m}"]})
+        return rows
 
     # ------------------------------------------------------------------ MQTT → SSE
     def start_mqtt(self) -> None:
@@ -213,6 +257,33 @@ async def api_series(request: web.Request) -> web.Response:
     return web.json_response(points)
 
 
+async def _daily(request: web.Request) -> tuple[Station, list[dict]]:
+    p = _portal(request)
+    st = p.station(request.match_info["commune"], request.match_info["station"])
+    days = _int_arg(request, "days", OPEN_DATA_DAYS_DEFAULT)
+    if not 1 <= days <= OPEN_DATA_DAYS_MAX:
+        raise web.HTTPBadRequest(text=f"days must be between 1 and {OPEN_DATA_DAYS_MAX} / số ngày không hợp lệ")
+    rows = await asyncio.to_thread(p.daily_means, st, days, int(time.time() * 1000))
+    return st, rows
+
+
+async def api_daily_json(request: web.Request) -> web.Response:
+    st, rows = await _daily(request)
+    return web.json_response({"commune": st.commune, "station": st.id, "name_vi": st.name_vi,
+                              "name_en": st.name_en, "timezone": _portal(request).sites[st.commune].timezone,
+                              "daily": rows})
+
+
+async def api_daily_csv(request: web.Request) -> web.Response:
+    st, rows = await _daily(request)
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=OPEN_DATA_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return web.Response(text=out.getvalue(), content_type="text/csv", charset="utf-8", headers={
+        "Content-Disposition": f'attachment; filename="{st.commune}-{st.id}-daily.csv"'})
+
+
 async def api_stream(request: web.Request) -> web.StreamResponse:
     p = _portal(request)
     commune = request.query.get("commune") or None
@@ -280,7 +351,11 @@ async def page_tracking(request: web.Request) -> dict:
 @aiohttp_jinja2.template("index.html")
 async def page_index(request: web.Request) -> dict:
     p = _portal(request)
-    return {"sites": list(p.sites.values()), "categories": CATEGORIES}
+    markers = [{"commune": st.commune, "station": st.id, "name": st.name_vi, "lat": st.lat, "lon": st.lon,
+                "kind": st.kind} for st in p.visible(request, None)]
+    centers = [{"lat": s.center[0], "lon": s.center[1]} for s in p.sites.values() if s.center]
+    return {"sites": list(p.sites.values()), "categories": CATEGORIES, "markers": markers,
+            "centers": centers, "states": STATE_STYLE, "tile_url": os.environ.get("VW_PORTAL_TILE_URL", DEFAULT_TILE_URL)}
 
 
 @aiohttp_jinja2.template("station.html")
@@ -296,10 +371,16 @@ def build_app(portal: Portal) -> web.Application:
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
                          autoescape=True)
     app.router.add_get("/", page_index)
+    if LEAFLET_DIR.is_dir():  # absent only when bootstrap's npm step was skipped: the list still works
+        app.router.add_static("/static/leaflet", LEAFLET_DIR)
+    else:
+        log.warning("Leaflet not installed at %s (run: bash scripts/bootstrap.sh setup): no map", LEAFLET_DIR)
     app.router.add_get("/tram/{commune}/{station}", page_station)
     app.router.add_get("/phan-anh/{code}", page_tracking)
     app.router.add_get("/api/v1/stations", api_stations)
     app.router.add_get("/api/v1/stations/{commune}/{station}/series", api_series)
+    app.router.add_get("/api/v1/stations/{commune}/{station}/daily.csv", api_daily_csv)
+    app.router.add_get("/api/v1/stations/{commune}/{station}/daily.json", api_daily_json)
     app.router.add_get("/api/v1/stream", api_stream)
     app.router.add_post("/api/v1/feedback", api_feedback)
 

@@ -16,7 +16,7 @@ SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
 NEED=(
   "mosquitto:mosquitto" "mosquitto_passwd:mosquitto" "mosquitto_sub:mosquitto-clients"
   "influxd:influxdb" "influx:influxdb-client"
-  "python3:python3" "git:git" "pgrep:procps"
+  "python3:python3" "git:git" "pgrep:procps" "node:nodejs" "npm:npm"
 )
 if [ "$ACTION" != demo ]; then
   NEED+=("chromium:chromium" "pdftoppm:poppler-utils" "docker-compose:docker-compose")
@@ -61,6 +61,19 @@ if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q -e '.[test]'
   rm -f .venv/.vw-installed-*; touch "$stamp"
 fi
+
+# --- npm packages, each folder re-installed only when its lock file changes:
+#   portal/static        Leaflet, served by the portal itself (no CDN at run time)
+#   dashboards/typecheck Grafana's published types for the dashboards type-check (tests only)
+npm_folders=(portal/static)
+[ "$ACTION" = demo ] || npm_folders+=(dashboards/typecheck)
+for folder in "${npm_folders[@]}"; do
+  lockstamp="$folder/node_modules/.vw-$(sha256sum "$folder/package-lock.json" | cut -c1-16)"
+  if [ ! -f "$lockstamp" ]; then
+    log "installing npm packages ($folder)"
+    (cd "$folder" && npm ci --no-audit --no-fund --loglevel=error) && touch "$lockstamp"
+  fi
+done
 
 case "$ACTION" in
   setup) log "ready: .venv/bin/villagewatch --help" ;;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -11,7 +12,10 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from datetime import date, datetime, timedelta
+from datetime import time as dt_time
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -39,6 +43,7 @@ def _write(stack, lines: list[str]) -> None:
 def portal(stack, tmp_path):
     port = free_port()
     env = {**os.environ, **stack.env(), "VW_PORTAL_PORT": str(port), "VW_DATA_DIR": str(tmp_path / "var"),
+           "VW_PORTAL_TILE_URL": "",  # no tiles: tests never reach the internet (the map works without)
            "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-m", "villagewatch.cli", "portal"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -175,3 +180,49 @@ def test_portal_feedback_photo_stripped_tracking_and_refusals(stack, portal, tmp
     # per-address limit: 5 per hour, 5 requests were made above (1 accepted + 4 refused)
     status, body = _post_feedback(portal, {"commune": COMMUNE, "category": "khac", "text": "x"})
     assert status == 429
+
+
+def _local_ms(day: date, hh: int, mm: int) -> int:
+    return int(datetime.combine(day, dt_time(hh, mm), ZoneInfo("Asia/Ho_Chi_Minh")).timestamp() * 1000)
+
+
+@pytest.mark.integration
+def test_portal_open_data_daily_means_by_local_day_csv_and_json(stack, portal):
+    """Daily means per local (Asia/Ho_Chi_Minh) day: 00:10 local is 17:10 UTC the day before, so a
+    UTC grouping would move that reading into the previous day and the means below would differ."""
+    today = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
+    d1, d2, d3 = (today - timedelta(days=n) for n in (1, 2, 3))
+    tags = f"telemetry,commune={COMMUNE},kind=water_supply,station={PUBLIC}"
+    _write(stack, [
+        f"{tags} chlorine=0.2,seq=1i {_local_ms(d1, 0, 10)}",
+        f"{tags} chlorine=0.4,turbidity=1.5,seq=2i {_local_ms(d1, 23, 50)}",
+        f"{tags} chlorine=0.6,seq=3i {_local_ms(d2, 23, 59)}",
+        f"{tags} chlorine=0.9,seq=4i {_local_ms(d3, 12, 0)}",  # outside days=3 (today, d1, d2)
+        f"telemetry,commune={COMMUNE},kind=pond,station={PRIVATE} do=4.5,seq=1i {_local_ms(d1, 12, 0)}",
+    ])
+    base = f"{portal}/api/v1/stations/{COMMUNE}/{PUBLIC}"
+    body = _get(f"{base}/daily.json?days=3")
+    assert body["commune"] == COMMUNE and body["station"] == PUBLIC and body["timezone"] == "Asia/Ho_Chi_Minh"
+    got = {(r["date"], r["metric"]): (r["mean"], r["count"], r["unit"]) for r in body["daily"]}
+    assert got == {
+        (d2.isoformat(), "chlorine"): (pytest.approx(0.6), 1, "mg/L"),
+        (d1.isoformat(), "chlorine"): (pytest.approx(0.3), 2, "mg/L"),
+        (d1.isoformat(), "turbidity"): (pytest.approx(1.5), 1, contract.METRICS["turbidity"].unit),
+    }
+    with urllib.request.urlopen(f"{base}/daily.csv?days=3", timeout=30) as resp:
+        assert resp.headers["Content-Type"].startswith("text/csv")
+        rows = list(csv.DictReader(io.StringIO(resp.read().decode())))
+    assert [(r["date"], r["metric"], r["unit"], float(r["mean"]), int(r["count"])) for r in rows] == [
+        (d2.isoformat(), "chlorine", "mg/L", pytest.approx(0.6), 1),
+        (d1.isoformat(), "chlorine", "mg/L", pytest.approx(0.3), 2),
+        (d1.isoformat(), "turbidity", contract.METRICS["turbidity"].unit, pytest.approx(1.5), 1),
+    ]
+    wider = _get(f"{base}/daily.json?days=4")["daily"]
+    assert {"date": d3.isoformat(), "metric": "chlorine", "unit": "mg/L", "mean": 0.9, "count": 1} in wider
+    for suffix in ("daily.csv", "daily.json"):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            _get(f"{portal}/api/v1/stations/{COMMUNE}/{PRIVATE}/{suffix}")
+        assert err.value.code == 404
+    with pytest.raises(urllib.error.HTTPError) as err:
+        _get(f"{base}/daily.json?days=0")
+    assert err.value.code == 400

@@ -31,6 +31,7 @@ def test_portal_station_page_live_on_phone(stack, portal, artifacts_dir, site_di
         for station in public:
             assert page.locator(f'a[href="/tram/{COMMUNE}/{station}"]').count() == 1
         assert page.locator(f'a[href="/tram/{COMMUNE}/{PRIVATE}"]').count() == 0
+        _assert_map_markers(page, public)
         page.screenshot(path=str(artifacts_dir / "portal-index-390.png"), full_page=True)
         page.goto(f"{portal}/tram/{COMMUNE}/{PUBLIC}")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
@@ -54,4 +55,29 @@ def test_portal_station_page_live_on_phone(stack, portal, artifacts_dir, site_di
             c.loop_stop()
             c.disconnect()
         page.screenshot(path=str(artifacts_dir / "portal-station-390.png"), full_page=True)
+        browser.close()
+
+
+def _assert_map_markers(page, public: list[str]) -> None:
+    """One Leaflet marker per public station of the site files, none for a private one."""
+    page.wait_for_selector('#map[data-loaded="1"]', timeout=10_000)
+    assert page.locator("path.vw-marker").count() == len(public)
+    for station in public:
+        marker = page.locator(f"path.vw-{COMMUNE}--{station}")
+        assert marker.count() == 1 and marker.get_attribute("data-state") in {"ok", "offline", "no_data"}
+    assert page.locator(f"path.vw-{COMMUNE}--{PRIVATE}").count() == 0
+
+
+@pytest.mark.integration
+def test_portal_map_desktop_one_marker_per_public_station(stack, portal, artifacts_dir, site_dir):  # noqa: F811
+    from playwright.sync_api import sync_playwright
+
+    public = [st.id for st in load_sites(site_dir)[COMMUNE].stations.values() if st.public]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path="/usr/bin/chromium", args=FLAGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        page.goto(f"{portal}/")
+        _assert_map_markers(page, public)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 1280
+        page.screenshot(path=str(artifacts_dir / "portal-index-1280.png"), full_page=True)
         browser.close()
