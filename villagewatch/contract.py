@@ -19,7 +19,10 @@ import msgspec
 VERSION = "v1"
 TOPIC_ROOT = f"vw/{VERSION}"
 ID_PATTERN = r"[a-z0-9][a-z0-9_-]{0,63}"
-ID_RE = re.compile(rf"^{ID_PATTERN}$")
+# matched with fullmatch: `$` alone also matches before a trailing newline ("ao-1\n" would pass)
+ID_RE = re.compile(ID_PATTERN)
+# seq is stored as an InfluxDB integer field: a signed 64-bit value
+SEQ_MAX = 2**63 - 1
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_FUTURE_MS = 5 * 60 * 1000
@@ -50,7 +53,7 @@ QUALITY_FLAGS = ("spike", "flatline", "calibration_expired", "aggregated", "susp
 
 
 def valid_id(value: str) -> bool:
-    return isinstance(value, str) and bool(ID_RE.match(value))
+    return isinstance(value, str) and bool(ID_RE.fullmatch(value))
 
 
 def _check_id(value: str, what: str) -> str:
@@ -335,8 +338,8 @@ def decode_telemetry(commune: str, station: str, payload: bytes, now_ms: int) ->
         return Decoded(None, [Rejection(R_TS_FUTURE, f"ts {ts_ms} is {(ts_ms - now_ms) / 1000:.0f} s in the future")])
     if ts_ms < MIN_TS_MS:
         return Decoded(None, [Rejection(R_TS_TOO_OLD, f"ts {ts_ms} is before 2000-01-01")])
-    if wire.seq is None or wire.seq < 0:
-        return Decoded(None, [Rejection(R_BAD_TYPE, "field `seq` must be an integer >= 0")])
+    if wire.seq is None or not 0 <= wire.seq <= SEQ_MAX:
+        return Decoded(None, [Rejection(R_BAD_TYPE, f"field `seq` must be an integer in 0 … {SEQ_MAX}")])
     if not wire.metrics:
         return Decoded(None, [Rejection(R_NO_METRICS, "field `metrics` is missing or empty")])
     if wire.gw is not None and not valid_id(wire.gw):
