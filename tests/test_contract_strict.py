@@ -40,3 +40,21 @@ def test_seq_bounds_exactly():
     for seq, ok in ((0, True), (2**63 - 1, True), (2**63, False), (-1, False)):
         payload = json.dumps({"ts": NOW_MS - 1000, "seq": seq, "metrics": {"ph": 7.0}}).encode()
         assert (contract.decode_telemetry("xa", "s1", payload, NOW_MS).reading is not None) is ok, seq
+
+
+@given(st.integers(min_value=1, max_value=40_000), st.sampled_from(["[", '{"a":']),
+       st.sampled_from(["x", "metrics", "flags"]), st.booleans())
+def test_deep_nesting_is_bad_json_or_bad_type_never_an_exception(depth, opener, field, non_finite):
+    closer = "]" if opener == "[" else "}"
+    deep = opener * depth + "1" + closer * depth
+    ph = "NaN" if non_finite else "7.0"  # NaN takes the lenient (json module) path
+    payload = f'{{"ts": {NOW_MS - 1000}, "seq": 1, "metrics": {{"ph": {ph}}}, "{field}": {deep}}}'.encode()
+    decoded = contract.decode_telemetry("xa", "s1", payload[:contract.MAX_PAYLOAD_BYTES], NOW_MS)
+    assert decoded.reading is not None or decoded.rejections
+    if depth > 5_000 and len(payload) <= contract.MAX_PAYLOAD_BYTES:
+        assert [r.reason for r in decoded.rejections] == [contract.R_BAD_JSON]
+    status = f'{{"online": true, "ts": {NOW_MS}, "x": {deep}}}'.encode()
+    try:
+        contract.decode_status(status)
+    except ValueError:
+        pass

@@ -307,6 +307,14 @@ def parse_ts(value: Any) -> int:
 
 def decode_telemetry(commune: str, station: str, payload: bytes, now_ms: int) -> Decoded:
     """Validate one telemetry payload. Never raises on bad input: reasons come back as data."""
+    try:
+        return _decode_telemetry(commune, station, payload, now_ms)
+    except RecursionError:
+        # the contract nests three levels at most; thousands of `[` are an attack, not a bug of ours
+        return Decoded(None, [Rejection(R_BAD_JSON, "JSON nested too deeply for the contract")])
+
+
+def _decode_telemetry(commune: str, station: str, payload: bytes, now_ms: int) -> Decoded:
     if len(payload) > MAX_PAYLOAD_BYTES:
         return Decoded(None, [Rejection(R_TOO_LARGE, f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")])
     try:
@@ -384,6 +392,8 @@ def decode_status(payload: bytes) -> dict[str, Any]:
         body = msgspec.json.decode(payload)
     except msgspec.DecodeError as exc:
         raise ValueError(f"status is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ValueError("status JSON nested too deeply for the contract") from exc
     if not isinstance(body, dict):
         raise ValueError("status must be a JSON object")
     if not isinstance(body.get("online"), bool):
