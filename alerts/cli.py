@@ -50,7 +50,7 @@ def _check(args: argparse.Namespace) -> int:
 def _hash(args: argparse.Namespace) -> int:
     pw = getpass.getpass("Mật khẩu / password: ")
     if len(pw) < 8:
-        from villagewatch.cli import UserError
+        from villagewatch.errors import UserError
         raise UserError("mật khẩu quá ngắn / password too short", hint="at least 8 characters")
     print(hash_password(pw))
     return 0

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from villagewatch.cli import UserError
+from villagewatch.errors import UserError
 
 
 def register(sub: argparse._SubParsersAction) -> None:

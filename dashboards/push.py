@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from villagewatch.cli import UserError
+from villagewatch.errors import UserError
 
 VOLATILE_KEYS = ("id", "version")  # Grafana assigns these; they are not part of what we generate
 

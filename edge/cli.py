@@ -45,8 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from edge.gateway import Gateway, GatewayOptions
-    from villagewatch.cli import UserError
     from villagewatch.config import MqttUrl, load_settings
+    from villagewatch.errors import UserError
     from villagewatch.sites import load_site
 
     settings = load_settings(args.config, mqtt_ca_file=args.ca_file, mqtt_cert_file=args.cert_file,

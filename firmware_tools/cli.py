@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from villagewatch.cli import UserError
+from villagewatch.errors import UserError
 
 DEVICE_URL_ENV = "VW_DEVICE_MQTT_URL"  # the broker address as the devices see it (not 127.0.0.1)
 

@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from reports.period import Month, PeriodError
     from reports.render import write_report
     from reports.rules import from_rule_packs
-    from villagewatch.cli import UserError
+    from villagewatch.errors import UserError
     from villagewatch.sites import load_sites
 
     settings = load_settings(args.config, sites=args.sites, influx_url=args.influx_url, influx_db=args.influx_db)

@@ -12,7 +12,9 @@ import importlib
 import logging
 import sys
 
-from villagewatch.errors import UserError  # noqa: F401 - re-exported: parts raise villagewatch.cli.UserError
+# UserError is kept importable as villagewatch.cli.UserError for old callers; parts import it from
+# villagewatch.errors (the ground floor), never from here
+from villagewatch.errors import UserError, raise_bad_env
 from villagewatch.schema import ConfigError
 
 SUBCOMMANDS = [
@@ -42,9 +44,36 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _report(exc: BaseException) -> int | None:
+    """Exit code for an error that is the user's or the device's fault, after printing it; None = bug."""
+    from villagewatch.stack import StackError
+    if isinstance(exc, ConfigError):
+        print(f"lỗi cấu hình / configuration error: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(exc, UserError):
+        print(f"lỗi / error: {exc}", file=sys.stderr)
+        if exc.hint:
+            print(f"gợi ý / hint: {exc.hint}", file=sys.stderr)
+        return 2
+    if isinstance(exc, StackError):
+        print(f"lỗi / error: {exc}", file=sys.stderr)
+        return 2
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        # building the parser evaluates defaults from environment variables: a bad one must be a
+        # message (naming the variable), and must not break --help either
+        parser = build_parser()
+        args = parser.parse_args(argv)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # noqa: BLE001 - boundary: user errors become messages, bugs re-raise
+        code = _report(exc)
+        if code is None:
+            raise
+        return code
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
@@ -52,24 +81,16 @@ def main(argv: list[str] | None = None) -> int:
         (getattr(args, "_parser", None) or parser).print_help()
         return 0 if args.command is None else 2
     try:
+        raise_bad_env(vars(args))
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
+        print("đã dừng / stopped (Ctrl-C)", file=sys.stderr)
         return 130
-    except ConfigError as exc:
-        print(f"lỗi cấu hình / configuration error: {exc}", file=sys.stderr)
-        return 2
-    except UserError as exc:
-        print(f"lỗi / error: {exc}", file=sys.stderr)
-        if exc.hint:
-            print(f"gợi ý / hint: {exc.hint}", file=sys.stderr)
-        return 2
     except Exception as exc:  # noqa: BLE001 - boundary: everything else is a bug
-        from villagewatch.stack import StackError
-        if isinstance(exc, StackError):
-            print(f"lỗi / error: {exc}", file=sys.stderr)
-            return 2
-        raise
-
+        code = _report(exc)
+        if code is None:
+            raise
+        return code
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+from villagewatch.errors import env_value
 from villagewatch.health import read_health
 from villagewatch.sites import DEFAULT_SITES_DIR, load_site
 from villagewatch.stack import LocalStack, free_port, stop_pid, wait_until
@@ -39,9 +40,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="simulated stations report this many times faster than their interval (30)")
     p.add_argument("--backfill-hours", type=float, default=24.0,
                    help="hours of simulated history written before going live (24; 0 = none)")
-    p.add_argument("--duration", type=float, default=float(os.environ.get("VW_DEMO_DURATION", 0) or 0),
+    p.add_argument("--duration", type=float, default=env_value("VW_DEMO_DURATION", float, 0.0),
                    help="stop by itself after this many seconds (0 = run until Ctrl-C; env VW_DEMO_DURATION)")
-    p.add_argument("--http-port", type=int, default=int(os.environ.get("VW_HTTP_PORT") or 8480),
+    p.add_argument("--http-port", type=int, default=env_value("VW_HTTP_PORT", int, 8480),
                    help="ingest /healthz and /metrics port (8480, env VW_HTTP_PORT; 0 = free ports for all pages)")
     p.add_argument("--no-alerts", action="store_true", help="do not start the alerts service")
     p.set_defaults(func=run)

@@ -273,8 +273,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _cli(args: argparse.Namespace) -> int:
-    from villagewatch.cli import UserError
     from villagewatch.config import load_settings
+    from villagewatch.errors import UserError
     if args.stations < 1 or args.duration <= 0 or args.rate < 0 or args.connections < 1:
         raise UserError("--stations, --duration and --connections must be positive, --rate ≥ 0")
     url = args.mqtt_url or load_settings().mqtt_url
