@@ -63,7 +63,7 @@ def _rejected(args: argparse.Namespace) -> int:
     if not path.exists():
         print(f"Chưa có thư bị từ chối / no rejected messages yet ({path})")
         return 0
-    store = DeadLetterStore(path)
+    store = DeadLetterStore(path, settings.deadletter_max_bytes)
     rows = store.list(limit=args.limit, reason=args.reason)
     if args.json:
         for row in rows:
@@ -73,14 +73,17 @@ def _rejected(args: argparse.Namespace) -> int:
             except UnicodeDecodeError:
                 payload, encoding = row.payload.hex(), "hex"
             print(json.dumps({"id": row.id, "received_ms": row.received_ms, "topic": row.topic,
-                              "reason": row.reason, "detail": row.detail, "payload": payload,
-                              "payload_encoding": encoding}, ensure_ascii=False))
+                              "reason": row.reason, "reasons": row.reasons, "detail": row.detail,
+                              "payload": payload, "payload_encoding": encoding,
+                              "size": row.size, "truncated": row.truncated}, ensure_ascii=False))
         return 0
     counts = store.counts_by_reason()
-    print(f"Tổng số bị từ chối / total rejected: {sum(counts.values())}  "
+    print(f"Đang lưu / stored: {store.rows} thư / messages, {store.bytes:,} / {store.max_bytes:,} bytes; "
+          f"đã loại bỏ vì đầy / evicted at the budget: {store.evicted}  "
           + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
     for row in rows:
         when = datetime.fromtimestamp(row.received_ms / 1000, UTC).isoformat(timespec="seconds")
         shown = row.payload[:120].decode("utf-8", errors="replace").replace("\n", "\\n")
-        print(f"#{row.id} {when} {row.reason:16} {row.topic}\n    {row.detail}\n    payload: {shown}")
+        cut = f" (truncated, {row.size:,} bytes)" if row.truncated else ""
+        print(f"#{row.id} {when} {row.reason:16} {row.topic}\n    {row.detail}\n    payload{cut}: {shown}")
     return 0

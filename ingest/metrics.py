@@ -49,6 +49,9 @@ class IngestMetrics:
     inflight: int = 0
     read_pauses: int = 0
     sessions_lost: int = 0
+    deadletter_evicted: int = 0  # rejected messages evicted at the dead-letter byte budget
+    deadletter_bytes: int = 0
+    deadletter_rows: int = 0
     write_seconds: Histogram = field(default_factory=lambda: Histogram(WRITE_BUCKETS))
     batch_points: Histogram = field(default_factory=lambda: Histogram(BATCH_BUCKETS))
 
@@ -74,6 +77,10 @@ class IngestMetrics:
         lines += ["# HELP vw_ingest_rejected_total rejected messages or metrics by reason",
                   "# TYPE vw_ingest_rejected_total counter"]
         lines += [f'vw_ingest_rejected_total{{reason="{r}"}} {n}' for r, n in sorted(self.rejected.items())]
+        counter("vw_ingest_deadletter_evicted_total", self.deadletter_evicted,
+                "rejected messages evicted (oldest first) at the dead-letter byte budget")
+        gauge("vw_ingest_deadletter_bytes", self.deadletter_bytes, "bytes held by the dead-letter store")
+        gauge("vw_ingest_deadletter_messages", self.deadletter_rows, "rejected messages held in the dead-letter store")
         gauge("vw_ingest_mqtt_connected", int(self.mqtt_connected), "1 when connected to the broker")
         gauge("vw_ingest_db_up", int(self.db_up), "1 when the last write to InfluxDB succeeded")
         gauge("vw_ingest_spool_batches", self.spool_batches, "batches waiting in the disk spool")

@@ -27,7 +27,12 @@ from villagewatch.sites import SiteIndex
 
 log = logging.getLogger("villagewatch.ingest")
 
-DeadRow = tuple[int, str, bytes, str, str]  # received_ms, topic, payload, reason, detail
+DeadRow = tuple[int, str, bytes, str, str]  # received_ms, topic, payload, reasons, detail
+# one message can carry thousands of rejections (unknown metric names): its row keeps the
+# first details up to this size and says how many more there were
+DEAD_DETAIL_MAX_CHARS = 2000
+# dead payload bytes after which a batch is committed: bounds memory and each SQLite transaction
+DEAD_BATCH_MAX_BYTES = 4 * 1024**2
 
 
 class Writer:  # protocol of ingest.writer.*
@@ -47,6 +52,7 @@ class Batch:
     tokens: list[Any] = field(default_factory=list)  # acknowledgement tokens (MQTT packet ids)
     messages: int = 0
     started: float = 0.0
+    dead_bytes: int = 0
 
 
 def status_line(info: contract.TopicInfo, body: dict[str, Any]) -> str:
@@ -97,6 +103,7 @@ class Pipeline:
         # called with the tokens of a batch once all of it is durable: the consumer acks them
         self.on_durable = on_durable or (lambda tokens: None)
         self._batch = Batch()
+        self._msg_dead_start, self._msg_hidden = 0, 0  # dead rows of the message being taken
         self._wake = asyncio.Event()
         self._write_slots = asyncio.Semaphore(max_concurrent_writes)
         self._commits: set[asyncio.Task] = set()
@@ -123,6 +130,7 @@ class Pipeline:
         if token is not None:
             batch.tokens.append(token)
         lines_before, dead_before = len(batch.lines), len(batch.dead)
+        self._msg_dead_start, self._msg_hidden = dead_before, 0
         try:
             self._take(batch, topic, payload, now_ms)
         except UnicodeEncodeError as exc:
@@ -130,6 +138,7 @@ class Pipeline:
             del batch.lines[lines_before:]
             del batch.sources[lines_before:]
             del batch.dead[dead_before:]
+            self._msg_hidden = 0
             self._reject(batch, now_ms, topic, payload, contract.R_BAD_UTF8,
                          f"a string cannot be encoded as UTF-8 for storage: {exc}")
         except Exception as exc:  # noqa: BLE001 - a bug must not turn into a lost reading
@@ -139,9 +148,16 @@ class Pipeline:
             del batch.lines[lines_before:]
             del batch.sources[lines_before:]
             del batch.dead[dead_before:]
+            self._msg_hidden = 0
             self._reject(batch, now_ms, topic, payload, contract.R_INTERNAL, f"{type(exc).__name__}: {exc}")
+        if self._msg_hidden:
+            row = batch.dead[-1]
+            batch.dead[-1] = (*row[:4], f"{row[4]}; … and {self._msg_hidden} more")
+        if len(batch.dead) > dead_before:
+            batch.dead_bytes += len(payload)
         m.inflight += 1
-        if len(batch.lines) + len(batch.dead) >= self.batch_max_points:
+        if (len(batch.lines) + len(batch.dead) >= self.batch_max_points
+                or batch.dead_bytes >= min(DEAD_BATCH_MAX_BYTES, self.dead_letters.max_bytes // 8)):
             self._cut()
         elif batch.messages == 1:
             self._wake.set()
@@ -187,8 +203,19 @@ class Pipeline:
             # other contract topics (alerts) are not ingest's to store: acknowledged as they are
 
     def _reject(self, batch: Batch, now_ms: int, topic: str, payload: bytes, reason: str, detail: str) -> None:
+        """Record a reason against the message being taken: one dead-letter row per message."""
         self.metrics.rejected[reason] += 1
-        batch.dead.append((now_ms, topic, bytes(payload), reason, detail))
+        if len(batch.dead) > self._msg_dead_start:  # this message already has a row: add to it
+            received_ms, topic, payload, reasons, details = batch.dead[-1]
+            if reason not in reasons.split(","):
+                reasons = f"{reasons},{reason}"
+            if len(details) < DEAD_DETAIL_MAX_CHARS:
+                details = f"{details}; {reason}: {detail}"[:DEAD_DETAIL_MAX_CHARS]
+            else:
+                self._msg_hidden += 1
+            batch.dead[-1] = (received_ms, topic, payload, reasons, details)
+        else:
+            batch.dead.append((now_ms, topic, bytes(payload), reason, f"{reason}: {detail}"[:DEAD_DETAIL_MAX_CHARS]))
 
     # ------------------------------------------------------------------ batching
     def cut(self) -> None:

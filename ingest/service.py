@@ -40,7 +40,7 @@ class IngestService:
         sites = load_sites(settings.sites) if settings.sites and Path(settings.sites).is_dir() else {}
         self.sites = SiteIndex(sites)
         folder = state_dir(settings)
-        self.dead_letters = DeadLetterStore(folder / "deadletter.sqlite")
+        self.dead_letters = DeadLetterStore(folder / "deadletter.sqlite", settings.deadletter_max_bytes)
         self.spool = WriteSpool(folder / "spool.sqlite")
         self.writer = make_writer(settings)
         self.pipeline = Pipeline(self.writer, self.dead_letters, self.spool, self.sites, self.metrics,
@@ -67,6 +67,9 @@ class IngestService:
         return web.json_response(body, status=200 if ok else 503, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        store = self.dead_letters  # plain attributes: safe to read while the disk thread writes
+        self.metrics.deadletter_bytes, self.metrics.deadletter_rows = store.bytes, store.rows
+        self.metrics.deadletter_evicted = store.evicted
         return web.Response(text=self.metrics.render(), content_type="text/plain", charset="utf-8")
 
     async def _start_http(self) -> None:

@@ -72,6 +72,8 @@ class Settings:
     batch_max_points: int = 5000
     batch_max_age_s: float = 0.5
     memory_max_points: int = 200_000
+    # byte budget of the dead-letter store (rejected messages); oldest evicted at the bound
+    deadletter_max_bytes: int = 256 * 1024**2
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -97,6 +99,7 @@ ENV_VARS: dict[str, str] = {
     "VW_DATA_DIR": "data_dir",
     "VW_INFLUX_API": "influx_api",
     "VW_MQTT_CA_FILE": "mqtt_ca_file",
+    "VW_DEADLETTER_MAX_BYTES": "deadletter_max_bytes",
 }
 
 _FILE_SCHEMA = Map([
@@ -128,7 +131,8 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 if not value.lstrip("-").isdigit():
                     raise ctx.error(f"{value!r} is not a whole number")
                 value = int(value)
-            return int(Num(0 if name == "http_port" else 1, 65_535 if name == "http_port" else None,
+            lowest = {"http_port": 0, "deadletter_max_bytes": 64 * 1024}.get(name, 1)
+            return int(Num(lowest, 65_535 if name == "http_port" else None,
                            integer=True)(value, ctx))
         if kind == "float":
             return float(Num(0)(float(value) if isinstance(value, str) else value, ctx))

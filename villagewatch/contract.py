@@ -19,7 +19,10 @@ import msgspec
 VERSION = "v1"
 TOPIC_ROOT = f"vw/{VERSION}"
 ID_PATTERN = r"[a-z0-9][a-z0-9_-]{0,63}"
-ID_RE = re.compile(rf"^{ID_PATTERN}$")
+# matched with fullmatch: `$` alone also matches before a trailing newline ("ao-1\n" would pass)
+ID_RE = re.compile(ID_PATTERN)
+# seq is stored as an InfluxDB integer field: a signed 64-bit value
+SEQ_MAX = 2**63 - 1
 
 MAX_PAYLOAD_BYTES = 64 * 1024
 MAX_FUTURE_MS = 5 * 60 * 1000
@@ -50,7 +53,7 @@ QUALITY_FLAGS = ("spike", "flatline", "calibration_expired", "aggregated", "susp
 
 
 def valid_id(value: str) -> bool:
-    return isinstance(value, str) and bool(ID_RE.match(value))
+    return isinstance(value, str) and bool(ID_RE.fullmatch(value))
 
 
 def _check_id(value: str, what: str) -> str:
@@ -304,6 +307,14 @@ def parse_ts(value: Any) -> int:
 
 def decode_telemetry(commune: str, station: str, payload: bytes, now_ms: int) -> Decoded:
     """Validate one telemetry payload. Never raises on bad input: reasons come back as data."""
+    try:
+        return _decode_telemetry(commune, station, payload, now_ms)
+    except RecursionError:
+        # the contract nests three levels at most; thousands of `[` are an attack, not a bug of ours
+        return Decoded(None, [Rejection(R_BAD_JSON, "JSON nested too deeply for the contract")])
+
+
+def _decode_telemetry(commune: str, station: str, payload: bytes, now_ms: int) -> Decoded:
     if len(payload) > MAX_PAYLOAD_BYTES:
         return Decoded(None, [Rejection(R_TOO_LARGE, f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")])
     try:
@@ -335,8 +346,8 @@ def decode_telemetry(commune: str, station: str, payload: bytes, now_ms: int) ->
         return Decoded(None, [Rejection(R_TS_FUTURE, f"ts {ts_ms} is {(ts_ms - now_ms) / 1000:.0f} s in the future")])
     if ts_ms < MIN_TS_MS:
         return Decoded(None, [Rejection(R_TS_TOO_OLD, f"ts {ts_ms} is before 2000-01-01")])
-    if wire.seq is None or wire.seq < 0:
-        return Decoded(None, [Rejection(R_BAD_TYPE, "field `seq` must be an integer >= 0")])
+    if wire.seq is None or not 0 <= wire.seq <= SEQ_MAX:
+        return Decoded(None, [Rejection(R_BAD_TYPE, f"field `seq` must be an integer in 0 … {SEQ_MAX}")])
     if not wire.metrics:
         return Decoded(None, [Rejection(R_NO_METRICS, "field `metrics` is missing or empty")])
     if wire.gw is not None and not valid_id(wire.gw):
@@ -381,6 +392,8 @@ def decode_status(payload: bytes) -> dict[str, Any]:
         body = msgspec.json.decode(payload)
     except msgspec.DecodeError as exc:
         raise ValueError(f"status is not JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise ValueError("status JSON nested too deeply for the contract") from exc
     if not isinstance(body, dict):
         raise ValueError("status must be a JSON object")
     if not isinstance(body.get("online"), bool):
