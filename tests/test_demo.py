@@ -15,7 +15,7 @@ from conftest import REPO
 def test_ctrl_c_stops_everything_and_leaves_no_process(tmp_path):
     data = tmp_path / "demo"
     env = {**os.environ, "VW_HTTP_PORT": "0"}
-    proc = subprocess.Popen([sys.executable, "-m", "villagewatch.cli", "demo", "--data-dir", str(data),
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "demo", "--data-dir", str(data),
                              "--backfill-hours", "1"], cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, start_new_session=True)
     lines: list[str] = []

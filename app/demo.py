@@ -19,10 +19,10 @@ import sys
 import time
 from pathlib import Path
 
+from app.stack import LocalStack, free_port, stop_pid, wait_until
 from villagewatch.errors import env_value
 from villagewatch.health import read_health
 from villagewatch.sites import DEFAULT_SITES_DIR, load_site
-from villagewatch.stack import LocalStack, free_port, stop_pid, wait_until
 
 DEFAULT_SITE = DEFAULT_SITES_DIR / "tan-thuan-dong.yaml"
 
@@ -66,7 +66,7 @@ class Demo:
 
     def spawn(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
         log = open(self.data_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        proc = subprocess.Popen([sys.executable, "-m", "villagewatch.cli", *argv], env=env or self.env(),
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", *argv], env=env or self.env(),
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.children.append((name, proc))
         return proc
