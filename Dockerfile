@@ -5,6 +5,7 @@ COPY pyproject.toml README.md ./
 COPY villagewatch ./villagewatch
 COPY edge ./edge
 COPY ingest ./ingest
+COPY rules ./rules
 COPY alerts ./alerts
 COPY dashboards ./dashboards
 COPY firmware_tools ./firmware_tools
