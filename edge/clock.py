@@ -119,13 +119,16 @@ class ClockGuard:
         self.reason = "not observed yet"
         self._offset: float | None = None  # wall - monotonic at the last observation
         self._stepped_at: float | None = None
+        self._floor_mono = self.clock.monotonic()  # the monotonic instant the floor stands for
         self.observe()
+        self.start_estimate_ms = self.best_estimate_ms(self._floor_mono)
 
     def raise_floor(self, ts_ms: int | None) -> None:
         """The newest reading already spooled: a clock showing an earlier time is wrong."""
         if ts_ms is not None and ts_ms > self.floor_ms:
-            self.floor_ms = int(ts_ms)
+            self.floor_ms, self._floor_mono = int(ts_ms), self.clock.monotonic()
             self.observe()
+            self.start_estimate_ms = self.best_estimate_ms(self._floor_mono)
 
     def wall(self) -> float:
         return self.clock.wall() + (self.operator_offset_s or 0.0)
@@ -168,11 +171,12 @@ class ClockGuard:
         return self._offset
 
     def best_estimate_ms(self, mono: float) -> int:
-        """Best guess of the wall time of a monotonic instant while the clock is not trusted: never
-        before the floor (so downstream accepts it), in the right order and spacing."""
-        now_mono = self.clock.monotonic()
-        now_ms = max(self.wall_ms(), self.floor_ms)
-        return int(now_ms - (now_mono - mono) * 1000)
+        """Best guess of the wall time of a monotonic instant (of this boot) while the clock is not
+        trusted: the wall clock, but never before the floor (the floor stands for the instant the
+        gateway started); in the right order and spacing, so no two readings share a time."""
+        by_wall = self.wall_ms() - (self.clock.monotonic() - mono) * 1000
+        by_floor = self.floor_ms + (mono - self._floor_mono) * 1000
+        return int(max(by_wall, by_floor))
 
     def status(self) -> dict:
         return {"state": self.state, "trusted": self.trusted, "reason": self.reason, "mode": self.mode,

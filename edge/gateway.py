@@ -125,6 +125,7 @@ class Gateway:
         self.spool = Spool(opts.data_dir / "spool.sqlite", opts.budget_bytes, opts.sync, opts.memory_budget_bytes)
         self.guard.raise_floor(self.spool.newest_ts())  # time does not run backwards across a restart
         self.boot = self.guard.clock.boot_id()
+        self._boot_last_mono: dict[str, float] = {}
         self.clock_released = Counter()  # flag -> readings re-timed (clock_corrected) or estimated
         self.gw_topic = contract.gateway_status_topic(site.commune, gateway_id)
         self.link = Link(opts.brokers, f"vw-edge-{site.commune}-{gateway_id}"[:64], self.gw_topic,
@@ -243,9 +244,14 @@ class Gateway:
         return self._timing_estimate(mono, boot)
 
     def _timing_estimate(self, mono: float, boot: str) -> tuple[int, str]:
-        mono = mono if boot == self.boot else self.guard.monotonic()
         self.clock_released[CLOCK_UNSYNCED] += 1
-        return self.guard.best_estimate_ms(mono), CLOCK_UNSYNCED
+        if boot == self.boot:
+            return self.guard.best_estimate_ms(mono), CLOCK_UNSYNCED
+        # another boot: its monotonic times are only comparable among themselves; they were taken
+        # before this boot, so they are placed just before it, with their spacing
+        if boot not in self._boot_last_mono:
+            self._boot_last_mono[boot] = self.spool.held_last_mono(boot) or mono
+        return int(self.guard.start_estimate_ms - 1000 - (self._boot_last_mono[boot] - mono) * 1000), CLOCK_UNSYNCED
 
     def _release_held(self) -> None:
         """Clock trusted: queue every held reading, re-timed from its monotonic time, oldest first."""

@@ -300,8 +300,8 @@ class Spool:
             raise
         self.held_depth += len(rows)
 
-    def held_oldest_mono(self, boot: str) -> float | None:
-        row = self.db.execute("SELECT MIN(mono) FROM held WHERE boot = ?", (boot,)).fetchone()
+    def held_last_mono(self, boot: str) -> float | None:
+        row = self.db.execute("SELECT MAX(mono) FROM held WHERE boot = ?", (boot,)).fetchone()
         return row[0] if row else None
 
     def release(self, timing, boot: str, limit: int = 5000, mono_before: float | None = None) -> int:
