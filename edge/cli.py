@@ -48,7 +48,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ota-public-key", help="project OTA public key (villagewatch ota keygen): accept signed "
                                             "updates for this gateway, verified before they are applied")
     p.add_argument("--ota-dir", help="where verified updates are installed (default <data-dir>/ota)")
-    p.add_argument("--check", action="store_true", help="validate the site and sources, then exit")
+    p.add_argument("--check", action="store_true",
+                   help="validate the site, open its serial ports, connect to the broker(s), say what was "
+                        "found, exit (writes nothing; exit 1 when something did not answer)")
+    p.add_argument("--probe", action="store_true",
+                   help="with --check: read each Modbus device once, print raw registers, the decoded value "
+                        "and the other word/byte orders")
     p.set_defaults(func=run, _parser=p)
 
 
@@ -73,6 +78,12 @@ def run(args: argparse.Namespace) -> int:
     if len({b.tls for b in brokers}) > 1:
         raise UserError("brokers mix mqtt:// and mqtts:// (" + ", ".join(b.redacted() for b in brokers) + ")",
                         hint="use mqtts:// for every broker of VW_MQTT_URL and --failover")
+    if args.probe and not args.check:
+        raise UserError("--probe goes with --check", hint="villagewatch edge --site ... --gateway ... --check --probe")
+    if args.check:
+        from edge.check import run_check
+        return run_check(site, args.gateway, brokers,
+                         (settings.mqtt_ca_file, settings.mqtt_cert_file, settings.mqtt_key_file), probe=args.probe)
     data_dir = Path(args.data_dir) if args.data_dir else settings.data_path / "edge" / args.gateway
     opts = GatewayOptions(
         brokers=brokers, data_dir=data_dir, budget_bytes=int(args.budget_mb * 2**20), sync=args.sync,
@@ -81,12 +92,6 @@ def run(args: argparse.Namespace) -> int:
         key_file=settings.mqtt_key_file, extra=settings.extra, clock_mode=args.clock,
         clock_offset_s=args.clock_offset, clock_hold_max_s=args.clock_hold_max)
     gateway = Gateway(site, args.gateway, opts)
-    if args.check:
-        for s in gateway.sources:
-            print(f"{s.name}: {', '.join(b.station.id for b in s.bound)}")
-        print(f"OK — {len(gateway.stations)} trạm / stations, spool {data_dir}")
-        gateway.spool.close()
-        return 0
     log.info("gateway %s: %d stations, %d sources, broker %s, spool %s (%d queued)", args.gateway,
              len(gateway.stations), len(gateway.sources), brokers[0].redacted(), data_dir, gateway.spool.depth)
     agent = None

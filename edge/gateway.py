@@ -24,6 +24,7 @@ from typing import Any
 
 from edge import health
 from edge.clock import Clock, ClockGuard, SystemClock
+from edge.console import Console, first_reading
 from edge.link import Link
 from edge.processing import PROCESSING_KEYS, PROCESSING_SCHEMA, StationProcessor
 from edge.sources import SOURCES, source_class
@@ -63,6 +64,7 @@ class GatewayOptions:
     clock_offset_s: float | None = None  # operator: wall clock + this is the true time
     clock_hold_max_s: float = 6 * 3600  # then held readings go out with a best estimate, flagged
     memory_budget_bytes: int = 32 * 1024 * 1024  # in-memory queue when the disk cannot be used
+    console: Console | None = None  # None: lines on the log, one per cause per minute
 
 
 def _subset(raw: Any, keys: tuple[str, ...], keep: bool) -> LineDict:
@@ -117,6 +119,8 @@ class Gateway:
         except OSError:
             pass  # read-only or unwritable: the spool says so and runs in memory
         self.guard = ClockGuard(opts.clock or SystemClock(), opts.clock_mode, operator_offset_s=opts.clock_offset_s)
+        self.console = opts.console or Console(self.guard.monotonic)
+        self._clock_said: str | None = None
         ctx = SourceContext(speed=opts.speed, seed=opts.seed, data_dir=str(opts.data_dir), site=site,
                             extra=opts.extra, clock=self.guard)
         self.sources, proc_cfg = bind_sources(site, list(self.stations.values()), ctx)
@@ -132,7 +136,7 @@ class Gateway:
                          contract.encode_json({"online": False, "ts": int(time.time() * 1000), "gw": gateway_id,
                                                "reason": contract.STATUS_REASON_LWT}),
                          window=opts.window, ca_file=opts.ca_file, cert_file=opts.cert_file,
-                         key_file=opts.key_file, reconnect_max_s=opts.reconnect_max_s)
+                         key_file=opts.key_file, reconnect_max_s=opts.reconnect_max_s, console=self.console)
         self.started = self.guard.monotonic()
         # (reading, monotonic time of its ts, clock trusted when it was taken)
         self.pending: list[tuple[contract.Reading, float, bool]] = []
@@ -155,16 +159,19 @@ class Gateway:
         self.station_online: dict[str, bool] = {}
 
     # ------------------------------------------------------------------ sink (sources call these)
-    def reading(self, station_id: str, ts_ms: int, metrics: dict[str, float]) -> None:
+    def reading(self, station_id: str, ts_ms: int, metrics: dict[str, float],
+                flags: dict[str, list[str]] | None = None) -> None:
         st = self.stations.get(station_id)
         src = self.source_of.get(station_id)
         if st is None or src is None:
             return
         src.readings += 1
-        self.last_reading[station_id] = ts_ms
         wanted = {m: v for m, v in metrics.items() if m in st.metrics}
-        for ts, values, flags in self.processors[station_id].process(ts_ms, wanted):
-            self._queue(st, src, ts, values, flags)
+        if station_id not in self.last_reading:
+            self.console.say(f"first:{station_id}", first_reading(station_id, wanted), logging.INFO)
+        self.last_reading[station_id] = ts_ms
+        for ts, values, fl in self.processors[station_id].process(ts_ms, wanted, flags):
+            self._queue(st, src, ts, values, fl)
 
     def _queue(self, st: Station, src: Source, ts: int, values: dict[str, float], flags: dict[str, list[str]]) -> None:
         good: dict[str, float] = {}
@@ -191,7 +198,10 @@ class Gateway:
         source.last_error = f"{station_id or source.name}: {kind}: {detail}"
         if station_id in self.station_errors:
             self.station_errors[station_id][kind] += 1
-        log.debug("source %s station %s: %s %s", source.name, station_id, kind, detail)
+        where = f"trạm {station_id}" if station_id else source.name
+        self.console.say(f"source:{source.name}:{station_id}:{kind}",
+                         f"lỗi nguồn {source.name}, {where}: {kind}: {detail} / "
+                         f"source error {source.name}, {station_id or 'bus'}: {kind}: {detail}")
 
     def _flush(self) -> None:
         """Make everything produced in this event-loop tick durable in one transaction.
@@ -204,7 +214,9 @@ class Gateway:
         self.flush_scheduled = False
         batch, self.pending = self.pending, []
         try:
-            if self.guard.observe():
+            trusted = self.guard.observe()
+            self._say_clock()
+            if trusted:
                 self._release_held()
                 self.spool.append([self._retimed(r, mono) if not trusted else r for r, mono, trusted in batch])
             else:
@@ -253,14 +265,26 @@ class Gateway:
             self._boot_last_mono[boot] = self.spool.held_last_mono(boot) or mono
         return int(self.guard.start_estimate_ms - 1000 - (self._boot_last_mono[boot] - mono) * 1000), CLOCK_UNSYNCED
 
+    def _say_clock(self) -> None:
+        g = self.guard
+        if g.state == self._clock_said:
+            return
+        self._clock_said = g.state
+        text = {"synced": "đồng hồ đáng tin / clock trusted",
+                "unsynced": "đồng hồ chưa đáng tin, bản ghi được giữ lại chờ giờ đúng / "
+                            "clock not trusted, readings held until it is",
+                "stepped": "đồng hồ vừa nhảy, bản ghi được giữ lại / clock stepped, readings held"}[g.state]
+        self.console.say(f"clock:{g.state}", f"{text} ({g.reason})",
+                         logging.INFO if g.state == "synced" else logging.WARNING)
+
     def _release_held(self) -> None:
         """Clock trusted: queue every held reading, re-timed from its monotonic time, oldest first."""
         while self.spool.held_depth:
             moved = self.spool.release(self._timing_trusted, self.boot)
             if not moved:
                 break
-            log.warning("clock trusted again (%s): %d held readings re-timed and queued, flagged %s",
-                        self.guard.reason, moved, CLOCK_CORRECTED)
+            self.console.say("clock:released", f"{moved} bản ghi đã được chỉnh giờ và gửi đi ({CLOCK_CORRECTED}) / "
+                                               f"{moved} held readings re-timed and queued ({CLOCK_CORRECTED})")
 
     def _release_timed_out(self) -> None:
         """Clock still not trusted: readings held longer than clock_hold_max_s (or beyond MAX_HELD)
@@ -271,14 +295,17 @@ class Gateway:
         if excess > 0:
             moved += self.spool.release(self._timing_estimate, self.boot, limit=excess)
         if moved:
-            log.warning("clock still not trusted (%s): %d readings published with a best-estimate time, "
-                        "flagged %s", self.guard.reason, moved, CLOCK_UNSYNCED)
+            self.console.say("clock:timeout", f"đồng hồ vẫn chưa đáng tin: {moved} bản ghi gửi với giờ ước tính "
+                                              f"({CLOCK_UNSYNCED}) / clock still not trusted: {moved} readings "
+                                              f"published with a best-estimate time ({CLOCK_UNSYNCED})")
 
     async def _clock_loop(self) -> None:
         while True:
             try:
                 if self.spool.held_depth:
-                    if self.guard.observe():
+                    trusted = self.guard.observe()
+                    self._say_clock()
+                    if trusted:
                         self._release_held()
                     else:
                         self._release_timed_out()

@@ -95,9 +95,9 @@ class RunningGateway:
         self.taken: dict[str, list[float]] = defaultdict(list)
         real = gw.reading
 
-        def spy(station_id: str, ts_ms: int, metrics: dict[str, float]) -> None:
+        def spy(station_id: str, ts_ms: int, metrics: dict[str, float], flags=None) -> None:
             self.taken[station_id].append(time.time())
-            real(station_id, ts_ms, metrics)
+            real(station_id, ts_ms, metrics, flags)
 
         gw.reading = spy  # the sources call the gateway as their sink
         self.loop = asyncio.new_event_loop()
