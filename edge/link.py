@@ -46,6 +46,7 @@ class Link:
         self.connects = 0
         self.disconnects = 0
         self.failed_attempts = 0
+        self.failed_connects = 0  # connection attempts that failed (status, tests)
         self.state_since = time.time()
         self.last_error: str | None = None
         self.on_connected: list = []  # callables run in paho's thread right after CONNACK
@@ -144,6 +145,7 @@ class Link:
         url = self.broker.redacted()
         why = reason(self._failure) if self._failure is not None else "unknown reason"
         self.last_error = f"cannot reach {url}: {why}"
+        self.failed_connects += 1
         self.console.say(f"connect:{url}:{why}", connect_failed(url, why, self.next_retry_s()))
         self._maybe_failover()
 
