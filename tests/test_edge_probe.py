@@ -150,3 +150,34 @@ def test_check_with_broker_down_says_so_and_exits_non_zero(tmp_path, capsys, mon
     assert f"không kết nối được mqtt://127.0.0.1:{port}: connection refused" in captured.out
     assert "Traceback" not in captured.out + captured.err
     assert not (tmp_path / "edge").exists()
+
+
+def test_swapped_probe_through_the_gateway_arrives_flagged_and_status_names_the_profile(stack, tmp_path):
+    from conftest import eventually
+    from test_edge_clock import RunningGateway
+    from test_edge_gateway import Collector
+
+    from edge.gateway import Gateway, GatewayOptions
+    from villagewatch.config import MqttUrl
+    from villagewatch.sites import load_site
+
+    bus = swapped_do_bus()
+    try:
+        site = load_site(write_modbus_site(tmp_path / "site.yaml", bus.client_port))
+        col = Collector(stack.mosquitto.port, "probe-collector")
+        gw = Gateway(site, "gw-ao", GatewayOptions(brokers=[MqttUrl.parse(stack.mqtt_url)], data_dir=tmp_path / "edge",
+                                                   speed=60, status_interval_s=0.5))
+        run = RunningGateway(gw)
+        try:
+            eventually(lambda: len(col.seqs("ao-2")) >= 3, 30, "readings of the swapped probe")
+            status = run.status()
+        finally:
+            run.stop()
+        col.stop()
+    finally:
+        bus.stop()
+    bodies = col.telemetry["ao-2"]
+    assert all(b["flags"] == {"do": ["suspect"], "temp": ["suspect"]} for b in bodies)
+    src = status["sources"][f"modbus_rtu:{bus.client_port}"]
+    assert src["errors"]["decode_order"] >= 2 * len(bodies) - 2
+    assert "profile do-optical-generic" in src["last_error"] and "word_order big, byte_order big" in src["last_error"]
