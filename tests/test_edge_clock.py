@@ -220,3 +220,45 @@ def test_never_trusted_clock_publishes_best_estimate_flagged_after_the_hold_limi
         assert ts == sorted(ts) and len(set(ts)) == len(ts), f"{s}: estimated times out of order or shared"
         assert ts[0] >= BUILD_FLOOR_MS and ts[-1] <= now_ms
     eventually(lambda: sum(len(stored(stack, s)) for s in stations) == col.total(), 30, "all stored")
+
+
+def test_step_while_running_is_detected_and_readings_around_it_are_retimed(stack, ingest_factory, tmp_path):
+    """A trusted clock that jumps back an hour (a VM restored, a wrong NTP server): the step is seen
+    (wall − monotonic), readings are held while the clock settles, then re-timed consistently with
+    the clock that follows and flagged; nothing lost, nothing rejected."""
+    ingest = ingest_factory()
+    col = Collector(stack.mosquitto.port, "clock-step-collector")
+    clock = FakeClock(shift=0.0, os_synced=True)
+    gw, stations = make_gateway(stack, tmp_path, clock)
+    run = RunningGateway(gw)
+    try:
+        eventually(lambda: all(len(col.seqs(s)) >= 4 for s in stations), 30, "readings on the trusted clock")
+        step_at = time.time()
+        clock.shift = -3600.0
+        eventually(lambda: run.status()["clock"]["state"] == STEPPED, 10, "the step seen")
+        eventually(lambda: run.status()["clock"]["state"] == SYNCED, 20, "the clock settled")
+        settled_at = time.time()
+        st = run.status()["clock"]
+        assert st["steps"] == 1 and abs(st["last_step_s"] + 3600) < 2
+        eventually(lambda: all(run.taken[s][-1] > settled_at + 1.5 for s in stations), 20, "readings after it")
+    finally:
+        run.stop()
+    produced = {s: len(run.taken[s]) for s in stations}
+    eventually(lambda: col.total() >= sum(produced.values()), 30, "every reading at the subscriber")
+    eventually(lambda: all(len(stored(stack, s)) == produced[s] for s in stations), 30, "every reading stored")
+    col.stop()
+    assert rejected(ingest) == {}
+    for s in stations:
+        by_seq = {b["seq"]: b for b in col.telemetry[s]}
+        assert sorted(by_seq) == list(range(produced[s]))
+        flagged = 0
+        for seq, true_t in enumerate(run.taken[s]):
+            body = by_seq[seq]
+            is_flagged = any("clock_corrected" in fl for fl in (body.get("flags") or {}).values())
+            expected = true_t if true_t < step_at - 0.5 else true_t - 3600
+            if abs(true_t - step_at) > 0.5:  # the tick of the step itself may fall either side
+                assert abs(body["ts"] / 1000 - expected) <= 1.0, f"{s} seq {seq}"
+            if true_t < step_at - 0.5 or true_t > settled_at + 1.0:
+                assert not is_flagged, f"{s} seq {seq}: flagged outside the step"
+            flagged += is_flagged
+        assert flagged >= 3, f"{s}: readings of the settling window not held and re-timed"
