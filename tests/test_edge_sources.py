@@ -208,7 +208,7 @@ def test_every_sample_config_validates_against_its_source_schema():
 def test_pilot_site_gateways_pass_the_check(stack, tmp_path, monkeypatch):
     from pathlib import Path
 
-    from villagewatch.cli import main
+    from app.cli import main
 
     monkeypatch.setenv("VW_MQTT_URL", stack.mqtt_url)  # --check also connects to the broker
 
