@@ -49,7 +49,7 @@ FIELD_FLAGS = "flags"
 # A status published by the broker as the client's Last Will carries "reason": "lwt".
 STATUS_REASON_LWT = "lwt"
 
-QUALITY_FLAGS = ("spike", "flatline", "calibration_expired", "aggregated", "suspect")
+QUALITY_FLAGS = ("spike", "flatline", "calibration_expired", "aggregated", "suspect", "clock_corrected", "clock_unsynced")
 
 
 def valid_id(value: str) -> bool:
