@@ -9,8 +9,8 @@ import os
 import signal
 from pathlib import Path
 
-from alerts.rulepack import load_rule_packs
 from alerts.settings import hash_password, load_alerts_config
+from rules.rulepack import load_rule_packs
 from villagewatch.config import load_settings
 from villagewatch.sites import load_sites
 
@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "gửi thông báo, trang web cho cán bộ môi trường.")
     p.add_argument("--config", help="service settings YAML (VW_* environment variables override)")
     p.add_argument("--alerts-config", help="alerts YAML: channels, routes, users (see docs/alerts.md)")
-    p.add_argument("--rulepacks", help="rule pack folder (default: alerts/rulepacks)")
+    p.add_argument("--rulepacks", help="rule pack folder (default: rules/packs)")
     p.add_argument("--state-db", help="SQLite file for alert state (default: <data_dir>/alerts.sqlite)")
     p.add_argument("--client-id", help="MQTT client id of the persistent session (default: VW_ALERTS_CLIENT_ID, "
                                        "else the MQTT user name — the production broker binds ids to accounts — "

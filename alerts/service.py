@@ -33,14 +33,14 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from alerts.engine import Engine, Transition
 from alerts.intake import Delivery, Intake
 from alerts.notify import Dispatcher
 from alerts.points import alert_line
-from alerts.rulepack import RuleSet
 from alerts.settings import AlertsConfig
 from alerts.store import AlertStore
 from alerts.web import create_app
+from rules.engine import Engine, Transition
+from rules.rulepack import RuleSet
 from villagewatch import contract
 from villagewatch.config import Settings
 from villagewatch.sites import Site

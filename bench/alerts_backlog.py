@@ -34,15 +34,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from app.stack import LocalStack, free_port, wait_until  # noqa: E402
+from app.testing.secure_broker import SecureBroker, try_connect  # noqa: E402
 from firmware_tools import provision as prov  # noqa: E402
-from firmware_tools.testing.secure_broker import SecureBroker, try_connect  # noqa: E402
 from firmware_tools.workspace import Workspace  # noqa: E402
+from simulator.loadgen import RawPublisher, value_pools  # noqa: E402
 from villagewatch import contract  # noqa: E402
 from villagewatch.config import MqttUrl  # noqa: E402
 from villagewatch.health import read_health  # noqa: E402
-from villagewatch.loadgen import RawPublisher, value_pools  # noqa: E402
 from villagewatch.sites import load_site  # noqa: E402
-from villagewatch.stack import LocalStack, free_port, wait_until  # noqa: E402
 
 COMMUNE = "tan-thuan-dong"
 
@@ -65,7 +65,7 @@ class Alerts:
         cfg = work / "alerts.yaml"
         cfg.write_text(json.dumps({"http_port": self.port, "intake_window": window}))
         self.env, self.work = env, work
-        self.argv = [sys.executable, "-m", "villagewatch.cli", "alerts", "--alerts-config", str(cfg),
+        self.argv = [sys.executable, "-m", "app.cli", "alerts", "--alerts-config", str(cfg),
                      "--state-db", str(work / "alerts.sqlite")]
         self.proc: subprocess.Popen | None = None
 

@@ -26,16 +26,16 @@ from conftest import REPO, eventually
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerts.engine import Engine
-from alerts.rulepack import load_rule_packs
 from alerts.service import AlertService
 from alerts.settings import AlertsConfig
 from alerts.store import AlertStore
+from app.stack import free_port
+from rules.engine import Engine
+from rules.rulepack import load_rule_packs
+from simulator.loadgen import RawPublisher
 from villagewatch import contract
 from villagewatch.config import MqttUrl, load_settings
-from villagewatch.loadgen import RawPublisher
 from villagewatch.sites import load_site
-from villagewatch.stack import free_port
 
 COMMUNE = "tan-thuan-dong"
 PONDS = ("ao-ca-tra-a1", "ao-ca-tra-a2", "ao-ca-tra-a3")
@@ -263,14 +263,14 @@ def test_lost_session_is_noticed_counted_and_resubscribed(stack, tmp_path):
 # ---------------------------------------------------------------------- SIGKILL with messages in flight
 CHILD = """
 import os, sys
-from alerts import engine
+from rules import engine
 feed = engine.Engine.feed
 log = open(os.environ["TEST_EVAL_LOG"], "a", buffering=1)
 def counted(self, reading):
     log.write(f"{reading.station} {reading.seq}\\n")
     return feed(self, reading)
 engine.Engine.feed = counted
-from villagewatch.cli import main
+from app.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 

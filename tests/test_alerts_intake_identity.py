@@ -17,16 +17,16 @@ import pytest
 from conftest import eventually
 
 from alerts.cli import client_id_for
-from alerts.rulepack import load_rule_packs
 from alerts.service import DEFAULT_CLIENT_ID, AlertService
 from alerts.settings import AlertsConfig
+from app.stack import free_port
+from app.testing.secure_broker import MqttSession, SecureBroker, try_connect
 from firmware_tools import provision as prov
-from firmware_tools.testing.secure_broker import MqttSession, SecureBroker, try_connect
 from firmware_tools.workspace import Workspace
+from rules.rulepack import load_rule_packs
 from villagewatch import contract
 from villagewatch.config import load_settings
 from villagewatch.sites import load_site
-from villagewatch.stack import free_port
 
 pytestmark = pytest.mark.integration
 
