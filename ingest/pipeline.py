@@ -199,12 +199,17 @@ class Pipeline:
                     batch.sources.append((topic, payload))
                     m.status_points += 1
                 except (ValueError, TypeError) as exc:
-                    self._reject(batch, now_ms, topic, payload, contract.R_BAD_STATUS, str(exc))
+                    reason = getattr(exc, "reason", contract.R_BAD_STATUS)  # contract.StatusError
+                    self._reject(batch, now_ms, topic, payload, reason, str(exc))
             # other contract topics (alerts) are not ingest's to store: acknowledged as they are
 
     def _reject(self, batch: Batch, now_ms: int, topic: str, payload: bytes, reason: str, detail: str) -> None:
         """Record a reason against the message being taken: one dead-letter row per message."""
         self.metrics.rejected[reason] += 1
+        if not detail.isascii():
+            # SQLite refuses a str it cannot encode: a lone surrogate quoted in a detail would make
+            # the dead-letter commit fail, and be retried, forever
+            detail = detail.encode("utf-8", "backslashreplace").decode("utf-8")
         if len(batch.dead) > self._msg_dead_start:  # this message already has a row: add to it
             received_ms, topic, payload, reasons, details = batch.dead[-1]
             if reason not in reasons.split(","):
