@@ -390,12 +390,13 @@ def _decode_telemetry(commune: str, station: str, payload: bytes, now_ms: int) -
         # the common case in one test: NaN and ±Infinity fail the range comparison (finite bounds)
         if metric is not None and (kind is float or kind is int) and metric.lo <= value <= metric.hi:
             good[name] = float(value)
+        elif (kind is list or kind is dict) and 2 + _depth(value) > MAX_DEPTH_TELEMETRY:
+            # the byte count of the hot path does not see containers without keys: checked here
+            return Decoded(None, [Rejection(R_BAD_JSON, f"metric {name!r} nests deeper than the "
+                                            f"contract's {MAX_DEPTH_TELEMETRY} levels")])
         elif metric is None:
             rejections.append(Rejection(R_UNKNOWN_METRIC, f"metric {name!r} is not in the registry", name))
         elif kind is not float and kind is not int:  # not bool: a bool is no reading
-            if (kind is list or kind is dict) and 2 + _depth(value) > MAX_DEPTH_TELEMETRY:
-                return Decoded(None, [Rejection(R_BAD_JSON, f"metric {name!r} nests deeper than the "
-                                                f"contract's {MAX_DEPTH_TELEMETRY} levels")])
             rejections.append(Rejection(R_BAD_TYPE, f"metric {name!r} must be a number, got {kind.__name__}", name))
         elif kind is float and not math.isfinite(value):
             rejections.append(Rejection(R_NON_FINITE, f"metric {name!r} is {value}", name))
@@ -480,6 +481,7 @@ def _exact_json(payload: bytes, max_depth: int, allow_non_finite: bool) -> Any:
         return Rejection(R_BAD_JSON, "JSON nested too deeply for the contract")
     except ValueError as exc:
         return Rejection(R_BAD_JSON, f"not valid JSON ({exc})")
+    unencodable: str | None = None  # reported after the whole walk: too deep is `bad_json` first
     stack: list[tuple[Any, int]] = [(body, 1)]
     while stack:
         node, depth = stack.pop()
@@ -488,11 +490,14 @@ def _exact_json(payload: bytes, max_depth: int, allow_non_finite: bool) -> Any:
                 return Rejection(R_BAD_JSON, f"JSON nested deeper than the contract's {max_depth} levels")
             items = node.items() if isinstance(node, dict) else enumerate(node)
             for key, value in items:
-                if type(key) is str and not _encodable(key):
-                    return Rejection(R_BAD_UTF8, f"key {key!r} holds a lone UTF-16 surrogate")
+                if unencodable is None and type(key) is str and not _encodable(key):
+                    unencodable = key
                 stack.append((value, depth + 1))
-        elif type(node) is str and not _encodable(node):
-            return Rejection(R_BAD_UTF8, f"string {node[:100]!r} holds a lone UTF-16 surrogate")
+        elif unencodable is None and type(node) is str and not _encodable(node):
+            unencodable = node
+    if unencodable is not None:
+        return Rejection(R_BAD_UTF8, f"string {unencodable[:100]!r} holds a lone UTF-16 surrogate "
+                         "(not encodable as UTF-8)")
     return body
 
 
