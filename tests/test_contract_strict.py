@@ -271,7 +271,7 @@ def telemetry_case(draw):
     return payload, ("accept", (ts_ms, seq, good, gw, flags), sorted(parts))
 
 
-@settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(telemetry_case())
 def test_every_payload_is_accepted_exactly_or_rejected_with_its_reason(case):
     payload, expected = case
