@@ -28,9 +28,11 @@ from portal.feedback import (
     RateLimiter,
     validate,
 )
+from portal.signin_web import AUTH_KEY, SignIn, add_routes, csrf_cookie_middleware, template_context
 from reports.influx import InfluxError, InfluxReader, quote_ident, quote_tag
 from villagewatch import contract
 from villagewatch.config import Settings
+from villagewatch.signin import CSRF_COOKIE, Account, check_csrf, same_origin
 from villagewatch.sites import Site, Station
 
 log = logging.getLogger(__name__)
@@ -51,31 +53,52 @@ STATE_STYLE = {"ok": ("Tốt", "#2e9e44"), "warn": ("Cần chú ý", "#e6b800"),
 APP_KEY = web.AppKey("portal", object)
 
 
+def may_see(account: Account | None, st: Station) -> bool:
+    """Residents (no account) see public stations; staff every station of their communes."""
+    return st.public if account is None else account.sees(st.commune)
+
+
+@dataclass(eq=False)
+class StreamClient:
+    """One SSE connection: what it asked for and who is asking (hashable by identity)."""
+
+    commune: str | None
+    account: Account | None
+    queue: asyncio.Queue
+
+
 @dataclass
 class Portal:
     settings: Settings
     sites: dict[str, Site]
     influx: InfluxReader
     feedback: FeedbackStore
+    signin: SignIn
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(FEEDBACK_PER_ADDRESS, 3600))
-    clients: set[tuple[str | None, asyncio.Queue]] = field(default_factory=set)
+    clients: set[StreamClient] = field(default_factory=set)
     loop: asyncio.AbstractEventLoop | None = None
     mqtt: mqtt.Client | None = None
 
     # ------------------------------------------------------------------ visibility
+    def account(self, request: web.Request) -> Account | None:
+        s = self.signin.session(request)
+        return s.account if s else None
+
     def visible(self, request: web.Request, commune: str | None) -> list[Station]:
-        """Stations the caller may see: public ones without a session (sign-in not built yet)."""
+        """Stations the caller may see: public ones without a session, else the account's communes."""
+        account = self.account(request)
         out = []
         for site in self.sites.values():
             if commune and site.commune != commune:
                 continue
-            out.extend(s for s in site.stations.values() if s.public)
+            out.extend(s for s in site.stations.values() if may_see(account, s))
         return out
 
-    def station(self, commune: str, station: str) -> Station:
+    def station(self, request: web.Request, commune: str, station: str) -> Station:
         site = self.sites.get(commune)
         st = site.stations.get(station) if site else None
-        if st is None or not st.public:
+        if st is None or not may_see(self.account(request), st):
+            # the same answer for "does not exist" and "not yours": ids of other communes stay unknown
             raise web.HTTPNotFound(text="không tìm thấy trạm / station not found")
         return st
 
@@ -166,7 +189,7 @@ class Portal:
             return
         site = self.sites.get(info.commune)
         st = site.stations.get(info.station or "") if site else None
-        if st is None or not st.public:
+        if st is None:
             return
         if info.kind == "telemetry":
             decoded = contract.decode_telemetry(info.commune, st.id, msg.payload, int(time.time() * 1000))
@@ -183,21 +206,24 @@ class Portal:
         else:
             return
         if self.loop:
-            self.loop.call_soon_threadsafe(self._fan_out, info.commune, event)
+            self.loop.call_soon_threadsafe(self._fan_out, st, event)
 
-    def _fan_out(self, commune: str, event: tuple[str, dict]) -> None:
-        for wanted, queue in list(self.clients):
-            if wanted and wanted != commune:
+    def _fan_out(self, st: Station, event: tuple[str, dict]) -> None:
+        for client in list(self.clients):
+            if (client.commune and client.commune != st.commune) or not may_see(client.account, st):
                 continue
-            try:
-                queue.put_nowait(event)
-            except asyncio.QueueFull:
-                # policy at the bound: a client this far behind is dropped (its browser reconnects
-                # and reloads the latest values); the queue is emptied to deliver the end marker
-                self.clients.discard((wanted, queue))
-                while not queue.empty():
-                    queue.get_nowait()
-                queue.put_nowait(None)
+            self.deliver(client, event)
+
+    def deliver(self, client: StreamClient, event: tuple[str, dict]) -> None:
+        try:
+            client.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            # policy at the bound: a client this far behind is dropped (its browser reconnects
+            # and reloads the latest values); the queue is emptied to deliver the end marker
+            self.clients.discard(client)
+            while not client.queue.empty():
+                client.queue.get_nowait()
+            client.queue.put_nowait(None)
 
 
 def _portal(request: web.Request) -> Portal:
@@ -244,7 +270,7 @@ def _state(st: Station, last_ts: int | None, now_ms: int) -> str:
 
 async def api_series(request: web.Request) -> web.Response:
     p = _portal(request)
-    st = p.station(request.match_info["commune"], request.match_info["station"])
+    st = p.station(request, request.match_info["commune"], request.match_info["station"])
     metric = request.query.get("metric", "")
     if metric not in st.metrics:
         raise web.HTTPBadRequest(text=f"metric {metric!r} is not measured here (one of: {', '.join(st.metrics)})")
@@ -259,7 +285,7 @@ async def api_series(request: web.Request) -> web.Response:
 
 async def _daily(request: web.Request) -> tuple[Station, list[dict]]:
     p = _portal(request)
-    st = p.station(request.match_info["commune"], request.match_info["station"])
+    st = p.station(request, request.match_info["commune"], request.match_info["station"])
     days = _int_arg(request, "days", OPEN_DATA_DAYS_DEFAULT)
     if not 1 <= days <= OPEN_DATA_DAYS_MAX:
         raise web.HTTPBadRequest(text=f"days must be between 1 and {OPEN_DATA_DAYS_MAX} / số ngày không hợp lệ")
@@ -288,7 +314,7 @@ async def api_stream(request: web.Request) -> web.StreamResponse:
     p = _portal(request)
     commune = request.query.get("commune") or None
     queue: asyncio.Queue = asyncio.Queue(SSE_QUEUE_MAX)
-    entry = (commune, queue)
+    entry = StreamClient(commune, p.account(request), queue)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
     await resp.prepare(request)
     await resp.write(b": connected\n\n")
@@ -313,6 +339,8 @@ async def api_stream(request: web.Request) -> web.StreamResponse:
 
 async def api_feedback(request: web.Request) -> web.Response:
     p = _portal(request)
+    if not same_origin(request.headers.get("Origin"), p.signin.public_url, request.host):
+        return web.json_response({"error": "yêu cầu từ trang khác / cross-site request refused"}, status=403)
     address = request.remote or "?"
     if not p.limiter.allow(address):
         return web.json_response({"error": "quá nhiều phản ánh, vui lòng thử lại sau / too many submissions"},
@@ -331,6 +359,10 @@ async def api_feedback(request: web.Request) -> web.Response:
                 photo = bytes(data) or None
             elif part.name:
                 fields[part.name] = (await part.text())[:10_000]
+        # the portal's own form sends the double-submit token; API clients without the cookie do not
+        browser_token = request.cookies.get(CSRF_COOKIE)
+        if browser_token and "csrf" in fields and not check_csrf(browser_token, fields["csrf"]):
+            raise FeedbackRejected("biểu mẫu hết hạn, hãy tải lại trang / form expired, reload the page", 403)
         sub = validate(fields, photo, set(p.sites))
     except FeedbackRejected as exc:
         return web.json_response({"error": exc.reason}, status=exc.status)
@@ -361,15 +393,18 @@ async def page_index(request: web.Request) -> dict:
 @aiohttp_jinja2.template("station.html")
 async def page_station(request: web.Request) -> dict:
     p = _portal(request)
-    st = p.station(request.match_info["commune"], request.match_info["station"])
+    st = p.station(request, request.match_info["commune"], request.match_info["station"])
     return {"st": st, "metrics": [contract.METRICS[m] for m in st.metrics]}
 
 
 def build_app(portal: Portal) -> web.Application:
-    app = web.Application(client_max_size=MAX_PHOTO_BYTES + 64 * 1024)
+    app = web.Application(client_max_size=MAX_PHOTO_BYTES + 64 * 1024, middlewares=[csrf_cookie_middleware])
     app[APP_KEY] = portal
+    app[AUTH_KEY] = portal.signin
     aiohttp_jinja2.setup(app, loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
-                         autoescape=True)
+                         autoescape=True,
+                         context_processors=[template_context, aiohttp_jinja2.request_processor])
+    add_routes(app)
     app.router.add_get("/", page_index)
     if LEAFLET_DIR.is_dir():  # absent only when bootstrap's npm step was skipped: the list still works
         app.router.add_static("/static/leaflet", LEAFLET_DIR)
@@ -392,10 +427,11 @@ def build_app(portal: Portal) -> web.Application:
         if portal.mqtt:
             portal.mqtt.loop_stop()
             portal.mqtt.disconnect()
-        for _, q in list(portal.clients):
+        for client in list(portal.clients):
             with contextlib.suppress(asyncio.QueueFull):
-                q.put_nowait(None)
+                client.queue.put_nowait(None)
         portal.feedback.close()
+        portal.signin.store.close()
 
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
