@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -78,6 +79,7 @@ class Portal:
     clients: set[StreamClient] = field(default_factory=set)
     loop: asyncio.AbstractEventLoop | None = None
     mqtt: mqtt.Client | None = None
+    subscribed: threading.Event = field(default_factory=threading.Event)  # for tests and health
 
     # ------------------------------------------------------------------ visibility
     def account(self, request: web.Request) -> Account | None:
@@ -178,6 +180,7 @@ class Portal:
         c.on_connect = lambda cl, *_a: cl.subscribe([(contract.TELEMETRY_SUBSCRIPTION, 0),
                                                      (contract.ALERTS_SUBSCRIPTION, 0)])
         c.on_message = self._on_message
+        c.on_subscribe = lambda *_a: self.subscribed.set()
         c.connect_async(url.host, url.port, keepalive=30)
         c.loop_start()
         self.mqtt = c
@@ -383,10 +386,13 @@ async def page_tracking(request: web.Request) -> dict:
 @aiohttp_jinja2.template("index.html")
 async def page_index(request: web.Request) -> dict:
     p = _portal(request)
+    stations = p.visible(request, None)
     markers = [{"commune": st.commune, "station": st.id, "name": st.name_vi, "lat": st.lat, "lon": st.lon,
-                "kind": st.kind} for st in p.visible(request, None)]
+                "kind": st.kind} for st in stations]
+    groups = [(site, [st for st in stations if st.commune == site.commune]) for site in p.sites.values()]
+    groups = [(site, sts) for site, sts in groups if sts]
     centers = [{"lat": s.center[0], "lon": s.center[1]} for s in p.sites.values() if s.center]
-    return {"sites": list(p.sites.values()), "categories": CATEGORIES, "markers": markers,
+    return {"sites": list(p.sites.values()), "groups": groups, "categories": CATEGORIES, "markers": markers,
             "centers": centers, "states": STATE_STYLE, "tile_url": os.environ.get("VW_PORTAL_TILE_URL", DEFAULT_TILE_URL)}
 
 
