@@ -21,9 +21,11 @@ import jinja2
 import paho.mqtt.client as mqtt
 from aiohttp import web
 
+from portal import queue_web
 from portal.feedback import (
     CATEGORIES,
     MAX_PHOTO_BYTES,
+    STATUSES,
     FeedbackRejected,
     FeedbackStore,
     RateLimiter,
@@ -217,6 +219,12 @@ class Portal:
                 continue
             self.deliver(client, event)
 
+    def fan_out_staff(self, commune: str, event: tuple[str, dict]) -> None:
+        """An event for signed-in pages of ``commune`` only (feedback queue changes)."""
+        for client in list(self.clients):
+            if client.account is not None and client.account.sees(commune) and client.commune in (None, commune):
+                self.deliver(client, event)
+
     def deliver(self, client: StreamClient, event: tuple[str, dict]) -> None:
         try:
             client.queue.put_nowait(event)
@@ -372,7 +380,8 @@ async def api_feedback(request: web.Request) -> web.Response:
     except (AssertionError, ValueError) as exc:  # not multipart / malformed body
         return web.json_response({"error": f"biểu mẫu không hợp lệ / malformed form: {exc}"}, status=400)
     code = await asyncio.to_thread(p.feedback.add, sub)
-    return web.json_response({"code": code}, status=201)
+    queue_web.notify_new(p, code)
+    return web.json_response({"code": code, "url": f"/phan-anh/{code}"}, status=201)
 
 
 @aiohttp_jinja2.template("tracking.html")
@@ -380,7 +389,8 @@ async def page_tracking(request: web.Request) -> dict:
     item = _portal(request).feedback.get(request.match_info["code"])
     if item is None:
         raise web.HTTPNotFound(text="không tìm thấy mã phản ánh / no feedback with this code")
-    return {"item": item, "category": CATEGORIES.get(item["category"], item["category"])}
+    return {"item": item, "category": CATEGORIES.get(item["category"], item["category"]),
+            "status_vi": STATUSES.get(item["status"], item["status"]), "local": queue_web._local}
 
 
 @aiohttp_jinja2.template("index.html")
@@ -411,6 +421,7 @@ def build_app(portal: Portal) -> web.Application:
                          autoescape=True,
                          context_processors=[template_context, aiohttp_jinja2.request_processor])
     add_routes(app)
+    queue_web.add_routes(app)
     app.router.add_get("/", page_index)
     if LEAFLET_DIR.is_dir():  # absent only when bootstrap's npm step was skipped: the list still works
         app.router.add_static("/static/leaflet", LEAFLET_DIR)
