@@ -97,6 +97,7 @@ def portal_port(env: dict[str, str] | os._Environ = os.environ) -> int:
 def _run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
+    from alerts.rulepack import load_rule_packs
     from portal.app import Portal, build_app
     from portal.feedback import FeedbackStore
     from portal.signin_web import SignIn
@@ -112,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
                           settings.influx_password, settings.influx_token, timeout_s=10)
     store = FeedbackStore(Path(settings.data_dir) / "portal.sqlite")
     signin = SignIn(AuthStore(auth_db_path(settings.data_dir)), public_url(port))
-    app = build_app(Portal(settings, sites, influx, store, signin))
+    app = build_app(Portal(settings, sites, influx, store, signin, ruleset=load_rule_packs()))
     print(f"Cổng thông tin / portal: {signin.public_url}/", flush=True)
     web.run_app(app, host=args.host, port=port, print=None)
     return 0

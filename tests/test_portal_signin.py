@@ -20,6 +20,7 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from alerts.rulepack import load_rule_packs
 from portal.app import Portal, build_app
 from portal.feedback import FeedbackStore
 from portal.signin_web import SignIn
@@ -70,7 +71,8 @@ def make_portal(data_dir: Path, sites: dict, settings: Settings | None = None, p
     base = f"http://127.0.0.1:{port}"
     influx = InfluxReader(settings.influx_url, settings.influx_db, None, None, None, timeout_s=5)
     signin = SignIn(AuthStore(auth_db_path(data_dir)), public_url or base)
-    portal = Portal(settings, sites, influx, FeedbackStore(data_dir / "portal.sqlite"), signin)
+    portal = Portal(settings, sites, influx, FeedbackStore(data_dir / "portal.sqlite"), signin,
+                    ruleset=load_rule_packs())
     stop = serve(build_app(portal), port)
     return base, portal, stop
 
