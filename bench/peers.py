@@ -217,28 +217,32 @@ def landed(stack: LocalStack, probe: bool = False) -> int:
     return int(rows[0][1]) if rows else 0
 
 
-def landed_seqs(stack: LocalStack) -> list[int]:
-    """The seq of every landed point (the Fleet gives round r of all stations seq = first_seq + r)."""
-    return [int(row[1]) for row in stack.query_values(f"SELECT seq FROM telemetry {COUNT_WHERE}")]
+def lost_positions(stack: LocalStack, fleet: Fleet, first_seq: int, published: int) -> list[list[int]]:
+    """Publish positions (0-based) of the readings that did not land, as [first, last] runs.
 
-
-def lost_by_position(stack: LocalStack, fleet: Fleet, first_seq: int, published: int, split_at: int) -> dict:
-    """Readings lost among those published before ``split_at`` (in publish order) and from there on.
-
-    Publish order is round by round and every station's reading of one round has the same seq, so
-    lost readings are counted per round and the round holding ``split_at`` is shared in proportion.
+    The fleet publishes round by round in station order, so reading (station i, seq first_seq + r)
+    was the (r * stations + i)-th published: a run of positions says *which* readings were lost.
     """
-    per_round: dict[int, int] = {}
-    for seq in landed_seqs(stack):
-        per_round[seq - first_seq] = per_round.get(seq - first_seq, 0) + 1
-    before = after = 0.0
-    for r in range(published // fleet.stations):
-        lost = fleet.stations - per_round.get(r, 0)
-        lo, hi = r * fleet.stations, (r + 1) * fleet.stations
-        share = min(max(split_at - lo, 0), hi - lo) / (hi - lo)
-        before += lost * share
-        after += lost * (1 - share)
-    return {"lost_published_before": round(before), "lost_published_after": round(after)}
+    index = {station: i for i, (_, station) in enumerate(fleet.ids)}
+    seen = bytearray(published)
+    for _, seq, station in stack.query_values(f"SELECT seq, station FROM telemetry {COUNT_WHERE}"):
+        pos = (int(seq) - first_seq) * fleet.stations + index[station]
+        if 0 <= pos < published:
+            seen[pos] = 1
+    runs: list[list[int]] = []
+    for pos in range(published):
+        if not seen[pos]:
+            if runs and runs[-1][1] == pos - 1:
+                runs[-1][1] = pos
+            else:
+                runs.append([pos, pos])
+    return runs
+
+
+def split_lost(runs: list[list[int]], at: int) -> tuple[int, int]:
+    """(lost before publish position ``at``, lost from ``at`` on)."""
+    before = sum(max(0, min(b, at - 1) - a + 1) for a, b in runs)
+    return before, sum(b - a + 1 for a, b in runs) - before
 
 
 def points_written_ok(stack: LocalStack) -> int:
@@ -306,12 +310,11 @@ async def scenario_backlog(stack: LocalStack, consumer: Consumer, fleet: Fleet, 
     consumer.start()
     n, took = await wait_landed(stack, consumer, len(msgs), args.settle, args.max_wait)
     elapsed = took  # wait_landed starts right after the consumer: start → last new point
-    halves = lost_by_position(stack, fleet, 0, len(msgs), len(msgs) // 2)
+    runs = lost_positions(stack, fleet, 0, len(msgs))
     return {"published": len(msgs), "acked_by_broker": pub.sent, "publish_s": round(publish_s, 2),
             "landed": n, "lost": len(msgs) - n, "start_to_last_point_s": round(elapsed, 2),
             "drain_rate_per_s": round(n / elapsed) if elapsed and n else 0,
-            "lost_first_half_of_queue": halves["lost_published_before"],
-            "lost_second_half_of_queue": halves["lost_published_after"]}
+            "lost_positions_in_queue": runs[:20]}
 
 
 async def scenario_sigkill(stack: LocalStack, consumer: Consumer, fleet: Fleet, probe: Probe, args) -> dict:
@@ -321,28 +324,31 @@ async def scenario_sigkill(stack: LocalStack, consumer: Consumer, fleet: Fleet, 
     loop = asyncio.get_running_loop()
     flood_s = len(msgs) / args.rate
     killed: dict = {}
+    sent = [0]
 
     async def kill_halfway() -> None:
         await asyncio.sleep(flood_s / 2)
         killed["landed_before_kill"] = landed(stack)
         consumer.kill()
         killed["killed_at_s"] = round(time.monotonic() - t0, 2)
+        killed["published_before_kill"] = sent[0]
         await loop.run_in_executor(None, consumer.start)  # restarted at once, like Restart=always
 
     t0 = time.monotonic()
     killer = asyncio.create_task(kill_halfway())
-    pub = await run_load(stack.mqtt_url, fleet, 0, rate=args.rate, messages=msgs)
+    pub = await run_load(stack.mqtt_url, fleet, 0, rate=args.rate, messages=msgs,
+                         progress=lambda n: sent.__setitem__(0, n))
     await killer
     n, took = await wait_landed(stack, consumer, len(msgs), args.settle, args.max_wait)
     await asyncio.sleep(1.5)  # the last points' write statistics
     dups = points_written_ok(stack) - telemetry_points_total(stack)
     # published before the kill: acknowledged by the consumer before it died, or still queued for it
-    split = min(len(msgs), round(killed["killed_at_s"] * args.rate))
-    where = lost_by_position(stack, fleet, 1000, len(msgs), split)
+    runs = lost_positions(stack, fleet, 1000, len(msgs))
+    before, after = split_lost(runs, killed["published_before_kill"])
     return {"published": len(msgs), "acked_by_broker": pub.sent, "rate": args.rate, **killed,
             "landed": n, "lost": len(msgs) - n, "duplicates_written": dups,
-            "lost_published_before_kill": where["lost_published_before"],
-            "lost_published_after_kill": where["lost_published_after"],
+            "lost_published_before_kill": before, "lost_published_after_kill": after,
+            "lost_positions": runs[:20],
             "after_publish_to_last_point_s": round(took, 2)}
 
 
