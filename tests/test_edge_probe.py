@@ -139,7 +139,7 @@ def test_check_probe_prints_raw_decoded_and_other_orders_and_writes_nothing(stac
 def test_check_with_broker_down_says_so_and_exits_non_zero(tmp_path, capsys, monkeypatch):
     from test_edge_gateway import write_site
 
-    from villagewatch.stack import free_port
+    from app.stack import free_port
     port = free_port()  # nothing listens here
     monkeypatch.setenv("VW_MQTT_URL", f"mqtt://127.0.0.1:{port}")
     site = write_site(tmp_path / "site.yaml", 2)
