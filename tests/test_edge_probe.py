@@ -15,12 +15,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_edge_modbus import CollectingSink, options, station
 
+from app import cli
 from edge.sources.base import Bound, SourceContext
 from edge.sources.modbus_rtu.profiles import load_profile
 from edge.sources.modbus_rtu.sanity import ORDERS, TINY, check_order, f32_words
 from edge.sources.modbus_rtu.simulator import PtyBus
 from edge.sources.modbus_rtu.source import ModbusRtuSource
-from villagewatch import cli, contract
+from villagewatch import contract
 
 DO_REG = next(r for r in load_profile("do-optical-generic").registers if r.metric == "do")
 METRIC_FLOATS = st.sampled_from(["do", "temp", "ph", "turbidity", "ec", "level"]).flatmap(
