@@ -4,8 +4,9 @@ Cheap boards have no real-time clock: they boot at 1970, or at the time fake-hwc
 NTP answers. A reading stamped with such a clock is either rejected downstream (`ts_too_old`) or
 stored at the wrong time. So the gateway asks a ``ClockGuard`` before it trusts ``wall()``:
 
-- never trusted: a wall clock before the build floor (BUILD_FLOOR_MS) or before the newest reading
-  already spooled (time does not run backwards across a restart);
+- never trusted: a wall clock before the build floor (BUILD_FLOOR_MS), or — unless the OS reports
+  NTP sync, which wins over our own files — before the newest reading already spooled (time does
+  not run backwards across a restart);
 - ``mode="os"``: trusted only while the OS says it is synchronised (adjtimex: NTP/chrony/timesyncd);
 - ``mode="sane"`` (default): the OS state is reported but not required — VMs and containers often
   keep a good clock that the kernel still calls "unsynchronised";
@@ -115,6 +116,7 @@ class ClockGuard:
         self.trusted = False
         self.os_synced: bool | None = None
         self.steps = 0
+        self.build_floor_ms = self.floor_ms  # raise_floor() may add the newest spooled reading
         self.last_step_s: float | None = None
         self.reason = "not observed yet"
         self._offset: float | None = None  # wall - monotonic at the last observation
@@ -150,7 +152,8 @@ class ClockGuard:
             self._stepped_at = mono
         self._offset = offset
         self.os_synced = self.clock.synced()
-        if wall * 1000 < self.floor_ms:
+        floor = self.build_floor_ms if self.os_synced is True else self.floor_ms
+        if wall * 1000 < floor:
             self.state, self.trusted = UNSYNCED, False
             self.reason = "wall clock before the build date or the newest spooled reading"
         elif self._stepped_at is not None and mono - self._stepped_at < self.settle_s:

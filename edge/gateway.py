@@ -145,6 +145,7 @@ class Gateway:
         self.last_spool_error: str | None = None
         self.memory_drops = 0
         self.wake: asyncio.Event | None = None
+        self.stopping = False
         # publishing state (event-loop thread only)
         self.inflight: dict[int, int] = {}  # mid -> spool row id
         self.backlog_mids: set[int] = set()
@@ -290,7 +291,10 @@ class Gateway:
         """Clock still not trusted: readings held longer than clock_hold_max_s (or beyond MAX_HELD)
         go out with the best estimate, flagged clock_unsynced — never silently, never dropped."""
         cutoff = self.guard.monotonic() - self.opts.clock_hold_max_s
-        moved = self.spool.release(self._timing_estimate, self.boot, mono_before=cutoff)
+        oldest = self.spool.held_oldest()
+        moved = 0
+        if oldest is not None and (oldest[0] < cutoff or oldest[1] != self.boot):  # cheap test first
+            moved = self.spool.release(self._timing_estimate, self.boot, mono_before=cutoff)
         excess = self.spool.held_depth - MAX_HELD
         if excess > 0:
             moved += self.spool.release(self._timing_estimate, self.boot, limit=excess)
@@ -372,10 +376,14 @@ class Gateway:
 
     async def _publisher(self) -> None:
         last = time.monotonic()
-        while True:
+        while not self.stopping:  # belt and braces: a swallowed cancellation still ends the loop
             busy = self.inflight or self.backlog
             try:
-                await asyncio.wait_for(self.wake.wait(), 0.02 if busy else 0.25)
+                # not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives in the
+                # tick the event is set, and the gateway then never stops on SIGTERM (seen in
+                # test_sigkill_offline_and_mid_replay_loses_nothing)
+                async with asyncio.timeout(0.02 if busy else 0.25):
+                    await self.wake.wait()
             except TimeoutError:
                 pass
             self.wake.clear()
@@ -475,6 +483,7 @@ class Gateway:
                 if t is not stopper and t.exception():
                     raise t.exception()
         finally:
+            self.stopping = True
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -489,11 +498,17 @@ class Gateway:
                 self._queue(self.stations[sid], self.source_of[sid], *closed)
         if self.pending:
             self._flush()
-        # give in-flight messages a moment to be acknowledged; what is not stays in the spool
+        # a moment to publish what the last ticks spooled and to collect PUBACKs; what is not
+        # acknowledged by then stays in the spool for the next start
         deadline = time.monotonic() + drain_s
-        while self.inflight and self.link.connected.is_set() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        last = time.monotonic()
+        while ((self.inflight or self.spool.depth) and self.link.connected.is_set()
+               and time.monotonic() < deadline):
             self._take_acks()
+            now = time.monotonic()
+            self._fill_window(now - last)
+            last = now
+            await asyncio.sleep(0.02)
         self._take_acks()
         now_ms = self.now_ms()
         if self.link.connected.is_set():

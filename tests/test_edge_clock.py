@@ -150,6 +150,7 @@ def test_boot_on_a_wrong_clock_then_step_every_reading_lands_at_its_true_time(st
     if boot == BOOT_1970:  # no RTC: the board starts at the epoch; the OS says "not synchronised"
         clock, mode = FakeClock(shift=-time.time() + 30, os_synced=False), "os"
     else:  # fake-hwclock from two years ago; the OS says nothing: the build-date floor catches it
+        assert (time.time() - 730 * 86400) * 1000 < BUILD_FLOOR_MS, "raise edge.clock.BUILD_FLOOR_MS with the release"
         clock, mode = FakeClock(shift=-730 * 86400, os_synced=None), "sane"
     gw, stations = make_gateway(stack, tmp_path, clock, clock_mode=mode)
     run = RunningGateway(gw)
@@ -262,3 +263,14 @@ def test_step_while_running_is_detected_and_readings_around_it_are_retimed(stack
                 assert not is_flagged, f"{s} seq {seq}: flagged outside the step"
             flagged += is_flagged
         assert flagged >= 3, f"{s}: readings of the settling window not held and re-timed"
+
+
+def test_an_os_synchronised_clock_wins_over_a_future_reading_in_the_spool():
+    clock = FakeClock(os_synced=None)
+    guard = ClockGuard(clock)
+    guard.raise_floor(int((time.time() + 86400) * 1000))  # spooled while an RTC glitch said "tomorrow"
+    assert not guard.trusted
+    clock.os_synced = True  # NTP says the clock is right: our own file was wrong
+    assert guard.observe() and guard.state == SYNCED
+    clock.shift = BUILD_FLOOR_MS / 1000 - 86400 - time.time()  # never before the build date, whatever the OS says
+    assert not guard.observe() and guard.state == UNSYNCED

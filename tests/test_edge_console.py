@@ -11,13 +11,13 @@ from pathlib import Path
 from conftest import eventually
 from test_edge_clock import RunningGateway
 
+from app.stack import free_port
 from edge.console import Console
 from edge.gateway import Gateway, GatewayOptions
 from edge.link import Link
 from edge.sources.modbus_rtu.simulator import PtyBus
 from villagewatch.config import MqttUrl
 from villagewatch.sites import load_site
-from villagewatch.stack import free_port
 
 
 class Minute:

@@ -15,12 +15,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 from test_edge_modbus import CollectingSink, options, station
 
+from app import cli
 from edge.sources.base import Bound, SourceContext
 from edge.sources.modbus_rtu.profiles import load_profile
 from edge.sources.modbus_rtu.sanity import ORDERS, TINY, check_order, f32_words
 from edge.sources.modbus_rtu.simulator import PtyBus
 from edge.sources.modbus_rtu.source import ModbusRtuSource
-from villagewatch import cli, contract
+from villagewatch import contract
 
 DO_REG = next(r for r in load_profile("do-optical-generic").registers if r.metric == "do")
 METRIC_FLOATS = st.sampled_from(["do", "temp", "ph", "turbidity", "ec", "level"]).flatmap(
@@ -139,7 +140,7 @@ def test_check_probe_prints_raw_decoded_and_other_orders_and_writes_nothing(stac
 def test_check_with_broker_down_says_so_and_exits_non_zero(tmp_path, capsys, monkeypatch):
     from test_edge_gateway import write_site
 
-    from villagewatch.stack import free_port
+    from app.stack import free_port
     port = free_port()  # nothing listens here
     monkeypatch.setenv("VW_MQTT_URL", f"mqtt://127.0.0.1:{port}")
     site = write_site(tmp_path / "site.yaml", 2)
