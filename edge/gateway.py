@@ -170,7 +170,8 @@ class Gateway:
         wanted = {m: v for m, v in metrics.items() if m in st.metrics}
         if station_id not in self.last_reading:
             self.console.say(f"first:{station_id}", first_reading(station_id, wanted), logging.INFO)
-        self.last_reading[station_id] = ts_ms
+        # station status ("online", last_reading_ts) on the best time we have, not on 1970
+        self.last_reading[station_id] = ts_ms if self.guard.trusted else self.now_ms()
         for ts, values, fl in self.processors[station_id].process(ts_ms, wanted, flags):
             self._queue(st, src, ts, values, fl)
 
@@ -219,7 +220,7 @@ class Gateway:
             self._say_clock()
             if trusted:
                 self._release_held()
-                self.spool.append([self._retimed(r, mono) if not trusted else r for r, mono, trusted in batch])
+                self.spool.append([r if was_trusted else self._retimed(r, mono) for r, mono, was_trusted in batch])
             else:
                 # not published with a made-up time: kept with their monotonic time until the clock is
                 # trusted (docs/edge.md, "Clock policy")
