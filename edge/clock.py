@@ -165,7 +165,7 @@ class ClockGuard:
         else:
             self.state, self.trusted = SYNCED, True
             self.reason = "operator offset" if self.operator_offset_s is not None else (
-                "OS synchronised" if self.os_synced else "plausible (after the build date, no step)")
+                "OS synchronised" if self.os_synced else "plausible: after the build date, no step")
         return self.trusted
 
     def offset_now(self) -> float:
