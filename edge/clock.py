@@ -60,6 +60,7 @@ class _Timex(ctypes.Structure):
 
 
 TIME_ERROR = 5  # adjtimex return value: clock not synchronised
+STA_NANO = 0x2000  # adjtimex status: offset in nanoseconds (else microseconds)
 
 
 class SystemClock:
@@ -73,6 +74,7 @@ class SystemClock:
         except OSError:
             self._libc = None
         self._boot = None
+        self.os_offset_s: float | None = None  # the kernel's estimate of the clock's error (NTP)
 
     def wall(self) -> float:
         return time.time()
@@ -87,6 +89,7 @@ class SystemClock:
         state = self._libc.adjtimex(ctypes.byref(tx))
         if state < 0:
             return None
+        self.os_offset_s = tx.offset / (1e9 if tx.status & STA_NANO else 1e6)
         return state != TIME_ERROR
 
     def boot_id(self) -> str:
@@ -183,5 +186,6 @@ class ClockGuard:
 
     def status(self) -> dict:
         return {"state": self.state, "trusted": self.trusted, "reason": self.reason, "mode": self.mode,
-                "os_synced": self.os_synced, "offset_s": self.operator_offset_s, "steps": self.steps,
+                "os_synced": self.os_synced, "os_offset_s": getattr(self.clock, "os_offset_s", None),
+                "offset_s": self.operator_offset_s, "steps": self.steps,
                 "last_step_s": self.last_step_s}
