@@ -39,6 +39,7 @@ log = logging.getLogger("edge.gateway")
 
 MAX_PENDING = 100_000  # readings held in memory while the spool cannot be written (≈ 30 MB)
 MAX_HELD = 500_000  # readings waiting for a trusted clock; beyond, the oldest go out flagged clock_unsynced
+HELD_ROW_BYTES = 200
 CLOCK_CORRECTED, CLOCK_UNSYNCED = "clock_corrected", "clock_unsynced"
 
 
@@ -296,7 +297,8 @@ class Gateway:
         moved = 0
         if oldest is not None and (oldest[0] < cutoff or oldest[1] != self.boot):  # cheap test first
             moved = self.spool.release(self._timing_estimate, self.boot, mono_before=cutoff)
-        excess = self.spool.held_depth - MAX_HELD
+        # bounded like the queue: a held reading costs about HELD_ROW_BYTES of the spool's budget
+        excess = self.spool.held_depth - min(MAX_HELD, self.spool.budget_bytes // HELD_ROW_BYTES)
         if excess > 0:
             moved += self.spool.release(self._timing_estimate, self.boot, limit=excess)
         if moved:
