@@ -40,6 +40,7 @@ log = logging.getLogger("edge.gateway")
 
 MAX_PENDING = 100_000  # readings held in memory while the spool cannot be written (≈ 30 MB)
 MAX_HELD = 500_000  # readings waiting for a trusted clock; beyond, the oldest go out flagged clock_unsynced
+HELD_ROW_BYTES = 200
 CLOCK_CORRECTED, CLOCK_UNSYNCED = "clock_corrected", "clock_unsynced"
 
 
@@ -146,6 +147,7 @@ class Gateway:
         self.last_spool_error: str | None = None
         self.memory_drops = 0
         self.wake: asyncio.Event | None = None
+        self.stopping = False
         # publishing state (event-loop thread only)
         self.inflight: dict[int, int] = {}  # mid -> spool row id
         self.backlog_mids: set[int] = set()
@@ -170,7 +172,8 @@ class Gateway:
         wanted = {m: v for m, v in metrics.items() if m in st.metrics}
         if station_id not in self.last_reading:
             self.console.say(f"first:{station_id}", first_reading(station_id, wanted), logging.INFO)
-        self.last_reading[station_id] = ts_ms
+        # station status ("online", last_reading_ts) on the best time we have, not on 1970
+        self.last_reading[station_id] = ts_ms if self.guard.trusted else self.now_ms()
         for ts, values, fl in self.processors[station_id].process(ts_ms, wanted, flags):
             self._queue(st, src, ts, values, fl)
 
@@ -219,7 +222,7 @@ class Gateway:
             self._say_clock()
             if trusted:
                 self._release_held()
-                self.spool.append([self._retimed(r, mono) if not trusted else r for r, mono, trusted in batch])
+                self.spool.append([r if was_trusted else self._retimed(r, mono) for r, mono, was_trusted in batch])
             else:
                 # not published with a made-up time: kept with their monotonic time until the clock is
                 # trusted (docs/edge.md, "Clock policy")
@@ -291,8 +294,12 @@ class Gateway:
         """Clock still not trusted: readings held longer than clock_hold_max_s (or beyond MAX_HELD)
         go out with the best estimate, flagged clock_unsynced — never silently, never dropped."""
         cutoff = self.guard.monotonic() - self.opts.clock_hold_max_s
-        moved = self.spool.release(self._timing_estimate, self.boot, mono_before=cutoff)
-        excess = self.spool.held_depth - MAX_HELD
+        oldest = self.spool.held_oldest()
+        moved = 0
+        if oldest is not None and (oldest[0] < cutoff or oldest[1] != self.boot):  # cheap test first
+            moved = self.spool.release(self._timing_estimate, self.boot, mono_before=cutoff)
+        # bounded like the queue: a held reading costs about HELD_ROW_BYTES of the spool's budget
+        excess = self.spool.held_depth - min(MAX_HELD, self.spool.budget_bytes // HELD_ROW_BYTES)
         if excess > 0:
             moved += self.spool.release(self._timing_estimate, self.boot, limit=excess)
         if moved:
@@ -373,7 +380,7 @@ class Gateway:
 
     async def _publisher(self) -> None:
         last = time.monotonic()
-        while True:
+        while not self.stopping:  # belt and braces: a swallowed cancellation still ends the loop
             busy = self.inflight or self.backlog
             # not asyncio.wait_for: it can swallow the cancel that stops this loop (villagewatch/aio.py)
             await wait_event(self.wake, 0.02 if busy else 0.25)
@@ -474,6 +481,7 @@ class Gateway:
                 if t is not stopper and t.exception():
                     raise t.exception()
         finally:
+            self.stopping = True
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -488,11 +496,17 @@ class Gateway:
                 self._queue(self.stations[sid], self.source_of[sid], *closed)
         if self.pending:
             self._flush()
-        # give in-flight messages a moment to be acknowledged; what is not stays in the spool
+        # a moment to publish what the last ticks spooled and to collect PUBACKs; what is not
+        # acknowledged by then stays in the spool for the next start
         deadline = time.monotonic() + drain_s
-        while self.inflight and self.link.connected.is_set() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        last = time.monotonic()
+        while ((self.inflight or self.spool.depth) and self.link.connected.is_set()
+               and time.monotonic() < deadline):
             self._take_acks()
+            now = time.monotonic()
+            self._fill_window(now - last)
+            last = now
+            await asyncio.sleep(0.02)
         self._take_acks()
         now_ms = self.now_ms()
         if self.link.connected.is_set():
