@@ -9,19 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from ingest.service import STATS_MEASUREMENT
-from villagewatch import contract
+from villagewatch import storage
 
-T = contract.MEASUREMENT_TELEMETRY
+T = storage.Telemetry.MEASUREMENT
 COMMUNE = '"commune" =~ /^$commune$/'
 STATION_VAR = '"station" =~ /^$station$/'
 
-# Measurements other parts of the platform write. Their producers: gateway_status — ingest
-# (ingest/pipeline.py status_line, from the gateways' status topic); ingest_stats — the ingest
-# service's own counters (ingest/service.py); alerts — the alert engine.
-GATEWAY_STATUS = contract.MEASUREMENT_GATEWAY_STATUS
-INGEST_STATS = STATS_MEASUREMENT
-ALERTS = contract.MEASUREMENT_ALERTS
+# Measurements other parts of the platform write; villagewatch/storage.py names them for both sides.
+GATEWAY_STATUS = storage.GatewayStatus.MEASUREMENT
+INGEST_STATS = storage.IngestStats.MEASUREMENT
+ALERTS = storage.Alerts.MEASUREMENT
+A = storage.Alerts
 
 
 def q(name: str) -> str:
@@ -97,10 +95,11 @@ def gateway_series(field: str, agg: str = "max") -> str:
 
 
 def gateway_drops() -> str:
-    """``queue.drops`` of the gateway status (stored flattened as ``queue_drops``, edge/gateway.py
-    Gateway.status) counts readings dropped from the full spool since the spool was created: draw its
-    increase per interval."""
-    return (f'SELECT non_negative_difference(max("queue_drops")) AS "dropped" FROM {q(GATEWAY_STATUS)} '
+    """``queue.drops`` of the gateway status (stored flattened as ``queue_drops``, storage.status_fields)
+    counts readings dropped from the full spool since the spool was created: draw its increase per
+    interval."""
+    return (f'SELECT non_negative_difference(max({q(storage.GatewayStatus.QUEUE_DROPS)})) AS "dropped" '
+            f'FROM {q(GATEWAY_STATUS)} '
             f"WHERE {where('$timeFilter')} GROUP BY time($__interval), \"gateway\" fill(null)")
 
 
@@ -120,34 +119,38 @@ def station_variable(ids: Iterable[str]) -> str:
 
 
 # --------------------------------------------------------------------------- alerts
-# Storage of the alert engine (assumed until it lands; docs/dashboards.md): one point per state
-# transition in measurement `alerts`, tags commune, station, rule, severity (info|warning|critical),
-# fields state (pending|firing|acknowledged|resolved), value, message_vi, message_en.
-ALERT_OPEN = "\"state\" != 'resolved'"
+# Storage of the alert engine (alerts/points.py, storage.Alerts): one point per state transition in
+# measurement `alerts`, tags commune, station, rule, severity (info|warning|critical), fields state
+# (pending|firing|acknowledged|resolved), value, message_vi, message_en, …
+ALERT_OPEN = f"{q(A.STATE)} != 'resolved'"
 ALERT_HISTORY = "time >= now() - 30d"
+_BY_ALERT = f"GROUP BY {q(A.STATION)}, {q(A.RULE)}, {q(A.SEVERITY)}"
+
+
+def _message(lang: str) -> str:
+    return q(A.MESSAGE_VI if lang == "vi" else A.MESSAGE_EN)
 
 
 def _alert_states() -> str:
-    return (f'SELECT last("state") AS "state" FROM {q(ALERTS)} '
-            f"WHERE {where(STATION_VAR, ALERT_HISTORY)} GROUP BY \"station\", \"rule\", \"severity\"")
+    return (f'SELECT last({q(A.STATE)}) AS {q(A.STATE)} FROM {q(ALERTS)} '
+            f"WHERE {where(STATION_VAR, ALERT_HISTORY)} {_BY_ALERT}")
 
 
 def active_alerts(lang: str) -> str:
-    message = "message_vi" if lang == "vi" else "message_en"
-    inner = (f'SELECT last("state") AS "state", last({q(message)}) AS "message", last("value") AS "value" '
-             f"FROM {q(ALERTS)} WHERE {where(STATION_VAR, ALERT_HISTORY)} "
-             'GROUP BY "station", "rule", "severity"')
-    return f'SELECT "station", "rule", "severity", "state", "value", "message" FROM ({inner}) WHERE {ALERT_OPEN}'
+    inner = (f'SELECT last({q(A.STATE)}) AS {q(A.STATE)}, last({_message(lang)}) AS "message", '
+             f'last({q(A.VALUE)}) AS {q(A.VALUE)} '
+             f"FROM {q(ALERTS)} WHERE {where(STATION_VAR, ALERT_HISTORY)} {_BY_ALERT}")
+    columns = ", ".join(q(c) for c in (A.STATION, A.RULE, A.SEVERITY, A.STATE, A.VALUE, "message"))
+    return f'SELECT {columns} FROM ({inner}) WHERE {ALERT_OPEN}'
 
 
 def station_state(code: int, condition: str) -> str:
     """Stations with an open alert matching ``condition`` (on the tags rule/severity), as the
     constant state ``code``; the geomap keeps each station's largest code."""
-    return (f'SELECT count("state") * 0 + {code} AS "state" FROM ({_alert_states()}) '
-            f'WHERE {ALERT_OPEN} AND {condition} GROUP BY "station"')
+    return (f'SELECT count({q(A.STATE)}) * 0 + {code} AS {q(A.STATE)} FROM ({_alert_states()}) '
+            f'WHERE {ALERT_OPEN} AND {condition} GROUP BY {q(A.STATION)}')
 
 
 def alert_annotations(lang: str) -> str:
-    message = "message_vi" if lang == "vi" else "message_en"
-    return (f'SELECT {q(message)} AS "text", "state", "rule", "severity" FROM {q(ALERTS)} '
+    return (f'SELECT {_message(lang)} AS "text", {q(A.STATE)}, {q(A.RULE)}, {q(A.SEVERITY)} FROM {q(ALERTS)} '
             f"WHERE {where(STATION_VAR, '$timeFilter')}")
