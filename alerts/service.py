@@ -10,12 +10,10 @@ import asyncio
 import contextlib
 import logging
 import time
-import urllib.parse
 from collections import deque
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import paho.mqtt.client as mqtt
 from aiohttp import web as aioweb
 
@@ -28,6 +26,7 @@ from alerts.store import AlertStore
 from alerts.web import create_app
 from villagewatch import contract
 from villagewatch.config import Settings
+from villagewatch.influx import InfluxClient, InfluxTarget
 from villagewatch.sites import Site
 
 log = logging.getLogger("villagewatch.alerts")
@@ -47,6 +46,7 @@ class AlertService:
         self.client_id = client_id
         self.queue: asyncio.Queue | None = None
         self.influx_lines: deque[str] = deque(maxlen=100_000)  # bounded: oldest dropped, logged
+        self.influx = InfluxClient(InfluxTarget.from_settings(settings))  # v1 or v2, pooled session
         self.tasks: list[asyncio.Task] = []
         self.runner: aioweb.AppRunner | None = None
         self.mqtt: mqtt.Client | None = None
@@ -57,6 +57,7 @@ class AlertService:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self.queue = asyncio.Queue(maxsize=50_000)
+        await self.influx.start()
         await self.warm_up()
         self._start_mqtt()
         app = create_app(self.store, self.config, self.sites, on_change=self.publish_alert)
@@ -82,6 +83,7 @@ class AlertService:
         if self.runner is not None:
             await self.runner.cleanup()
         await self._flush_influx()
+        await self.influx.close()
         self.store.close()
 
     # ------------------------------------------------------------------ MQTT
@@ -195,22 +197,12 @@ class AlertService:
             alert_id=int(alert["id"]), note=body["note"]))
 
     # ------------------------------------------------------------------ InfluxDB
-    def _influx_params(self) -> dict[str, str]:
-        p = {"db": self.settings.influx_db, "precision": "ms"}
-        if self.settings.influx_user:
-            p.update(u=self.settings.influx_user, p=self.settings.influx_password or "")
-        return p
-
     async def _flush_influx(self) -> bool:
         if not self.influx_lines:
             return True
         batch = list(self.influx_lines)
-        url = f"{self.settings.influx_url}/write?{urllib.parse.urlencode(self._influx_params())}"
         try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s, \
-                    s.post(url, data="\n".join(batch).encode()) as resp:
-                if resp.status // 100 != 2:
-                    raise RuntimeError(f"HTTP {resp.status}: {(await resp.text())[:200]}")
+            await self.influx.write("\n".join(batch).encode())
         except Exception as exc:  # noqa: BLE001 - kept and retried
             log.warning("alerts: InfluxDB write failed, %d point(s) kept: %s", len(batch), exc)
             return False
@@ -226,28 +218,21 @@ class AlertService:
     async def warm_up(self) -> None:
         """Rebuild the engine's windows (longest 24 h) from InfluxDB, without firing on history."""
         hours = 25
-        params = {"db": self.settings.influx_db, "epoch": "ms",
-                  "q": f"SELECT * FROM {contract.MEASUREMENT_TELEMETRY} WHERE time > now() - {hours}h "
-                       f"GROUP BY commune, station"}
-        if self.settings.influx_user:
-            params.update(u=self.settings.influx_user, p=self.settings.influx_password or "")
+        q = (f"SELECT * FROM {contract.MEASUREMENT_TELEMETRY} WHERE time > now() - {hours}h "
+             f"GROUP BY commune, station")
         try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as s, \
-                    s.get(f"{self.settings.influx_url}/query", params=params) as resp:
-                body = await resp.json(content_type=None)
+            found = await self.influx.query(q, timeout_s=60)
         except Exception as exc:  # noqa: BLE001 - start without history rather than not at all
             log.warning("alerts: could not read history from InfluxDB (%s); windows start empty", exc)
             return
         n = 0
-        for result in body.get("results", []):
-            for series in result.get("series") or []:
-                tags = series.get("tags", {})
-                cols = series["columns"]
-                for row in series["values"]:
-                    metrics = {c: float(v) for c, v in zip(cols, row, strict=True)
-                               if c in contract.METRICS and isinstance(v, (int, float))}
-                    if metrics:
-                        self.engine.remember(contract.Reading(tags.get("commune", ""), tags.get("station", ""),
-                                                              int(row[0]), 0, metrics))
-                        n += 1
+        for series in found:
+            tags, cols = series.tags, series.columns
+            for row in series.values:
+                metrics = {c: float(v) for c, v in zip(cols, row, strict=True)
+                           if c in contract.METRICS and isinstance(v, (int, float))}
+                if metrics:
+                    self.engine.remember(contract.Reading(tags.get("commune", ""), tags.get("station", ""),
+                                                          int(row[0]), 0, metrics))
+                    n += 1
         log.info("alerts: %d stored reading(s) loaded into the rule windows", n)

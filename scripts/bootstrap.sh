@@ -19,7 +19,9 @@ NEED=(
   "python3:python3" "git:git" "pgrep:procps" "node:nodejs" "npm:npm"
 )
 if [ "$ACTION" != demo ]; then
-  NEED+=("chromium:chromium" "pdftoppm:poppler-utils" "docker-compose:docker-compose")
+  # victoria-metrics: the second line-protocol engine the InfluxDB client's v2 path is tested on
+  NEED+=("chromium:chromium" "pdftoppm:poppler-utils" "docker-compose:docker-compose"
+         "victoria-metrics:victoria-metrics")
 fi
 missing=()
 for pair in "${NEED[@]}"; do
