@@ -27,6 +27,7 @@ from alerts.web import create_app
 from villagewatch import contract
 from villagewatch.config import Settings
 from villagewatch.influx import InfluxClient, InfluxTarget
+from villagewatch.mqtt import MqttOptions, paho_client
 from villagewatch.sites import Site
 
 log = logging.getLogger("villagewatch.alerts")
@@ -88,12 +89,9 @@ class AlertService:
 
     # ------------------------------------------------------------------ MQTT
     def _start_mqtt(self) -> None:
-        url = self.settings.mqtt
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False)
-        if url.username:
-            c.username_pw_set(url.username, url.password)
-        if url.tls:
-            c.tls_set(ca_certs=self.settings.mqtt_ca_file)
+        opts = MqttOptions.from_settings(self.settings, self.client_id)  # CA, client certificate, auth
+        url = opts.broker
+        c = paho_client(opts, clean_session=False)
         c.reconnect_delay_set(1, 10)
         c.on_connect = self._on_connect
         c.on_message = self._on_message

@@ -205,7 +205,8 @@ def _mqtt(args: argparse.Namespace, client_id: str):
     settings = load_settings()
     url = args.mqtt_url or settings.mqtt_url
     try:
-        return connect(url, ca_file=settings.mqtt_ca_file, client_id=client_id)
+        return connect(url, ca_file=settings.mqtt_ca_file, cert_file=settings.mqtt_cert_file,
+                       key_file=settings.mqtt_key_file, client_id=client_id)
     except MqttConnectError as exc:
         raise UserError(str(exc), hint=exc.hint) from exc
 
@@ -569,7 +570,8 @@ def _ota_agent(args: argparse.Namespace) -> int:
     try:
         agent = OtaAgent(mqtt_url=args.mqtt_url or settings.mqtt_url, commune=args.commune, gateway=args.gateway,
                          install_dir=args.install_dir, public_key=args.public_key,
-                         ca_file=settings.mqtt_ca_file).start()
+                         ca_file=settings.mqtt_ca_file, cert_file=settings.mqtt_cert_file,
+                         key_file=settings.mqtt_key_file).start()
     except MqttConnectError as exc:
         raise UserError(str(exc), hint=exc.hint) from exc
     print(f"OTA agent for {agent.device_id} on {agent.command_topic}", file=sys.stderr)

@@ -36,6 +36,7 @@ from ingest.metrics import IngestMetrics
 from ingest.pipeline import Pipeline
 from villagewatch import contract
 from villagewatch.config import Settings
+from villagewatch.mqtt import MqttOptions, gmqtt_ssl
 
 log = logging.getLogger("villagewatch.ingest.mqtt")
 
@@ -77,12 +78,7 @@ class MqttConsumer:
         self._subscribed_once = False
 
     def _ssl(self) -> ssl.SSLContext | bool:
-        if not self.url.tls:
-            return False
-        ctx = ssl.create_default_context(cafile=self.settings.mqtt_ca_file)
-        if self.settings.mqtt_cert_file:
-            ctx.load_cert_chain(self.settings.mqtt_cert_file, self.settings.mqtt_key_file)
-        return ctx
+        return gmqtt_ssl(MqttOptions.from_settings(self.settings, self.settings.ingest_client_id))
 
     async def start(self, stop: asyncio.Event) -> None:
         """Connect (retrying until the broker answers or ``stop`` is set) and subscribe."""

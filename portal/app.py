@@ -28,9 +28,10 @@ from portal.feedback import (
     RateLimiter,
     validate,
 )
-from reports.influx import InfluxError, InfluxReader, quote_ident, quote_tag
 from villagewatch import contract
 from villagewatch.config import Settings
+from villagewatch.influx import InfluxError, InfluxReader, quote_ident, quote_tag
+from villagewatch.mqtt import MqttOptions, paho_client
 from villagewatch.sites import Site, Station
 
 log = logging.getLogger(__name__)
@@ -145,12 +146,9 @@ class Portal:
 
     # ------------------------------------------------------------------ MQTT → SSE
     def start_mqtt(self) -> None:
-        url = self.settings.mqtt
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"villagewatch-portal-{id(self)}")
-        if url.username:
-            c.username_pw_set(url.username, url.password)
-        if url.tls:
-            c.tls_set(ca_certs=self.settings.mqtt_ca_file)
+        opts = MqttOptions.from_settings(self.settings, f"villagewatch-portal-{id(self)}")
+        url = opts.broker
+        c = paho_client(opts)  # CA, client certificate, auth: villagewatch/mqtt.py
         c.reconnect_delay_set(1, 10)
         c.on_connect = lambda cl, *_a: cl.subscribe([(contract.TELEMETRY_SUBSCRIPTION, 0),
                                                      (contract.ALERTS_SUBSCRIPTION, 0)])

@@ -34,8 +34,8 @@ def _run(args: argparse.Namespace) -> int:
 
     from portal.app import Portal, build_app
     from portal.feedback import FeedbackStore
-    from reports.influx import InfluxReader
     from villagewatch.config import load_settings
+    from villagewatch.influx import InfluxReader
     from villagewatch.sites import load_sites
 
     settings = load_settings(args.config)

@@ -25,7 +25,7 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import aiohttp
@@ -247,6 +247,31 @@ class InfluxClient:
 
 
 # --------------------------------------------------------------------------- sync, for CLI tools
+@dataclass
+class InfluxReader:
+    """Synchronous InfluxQL reads (reports, portal, CLI tools); counts its queries."""
+
+    url: str
+    db: str
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    timeout_s: float = 120.0
+    queries: int = field(default=0, init=False)
+
+    @classmethod
+    def from_settings(cls, settings: _InfluxSettings, timeout_s: float = 120.0) -> InfluxReader:
+        return cls(settings.influx_url, settings.influx_db, settings.influx_user, settings.influx_password,
+                   settings.influx_token, timeout_s)
+
+    def query(self, q: str) -> list[Series]:
+        """Series of the first statement; times are integer milliseconds since the epoch."""
+        self.queries += 1
+        target = InfluxTarget(self.url.rstrip("/"), self.db, self.user, self.password, self.token,
+                              timeout_s=self.timeout_s)
+        return query_sync(target, q)
+
+
 def query_sync(target: InfluxTarget, q: str, timeout_s: float | None = None) -> list[Series]:
     """Series of the first statement (times in ms), for command-line tools. Raises InfluxError."""
     url, params, headers = target.query_request(q)
