@@ -83,6 +83,9 @@ case "$ACTION" in
   test)
     log "ruff check"
     .venv/bin/ruff check .
+    log "floors: import contracts (lint-imports) and types (mypy; strict on villagewatch/)"
+    .venv/bin/lint-imports
+    .venv/bin/mypy
     log "pytest"
     exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
     ;;

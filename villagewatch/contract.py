@@ -334,11 +334,12 @@ def _decode_telemetry(commune: str, station: str, payload: bytes, now_ms: int) -
     except msgspec.DecodeError as exc:
         # Strict JSON has no NaN/Infinity, but firmware (and Python's json) emits them. Parse such
         # payloads leniently so the reason names the metric that is non-finite, not "bad JSON".
-        wire = _lenient_decode(payload)
-        if wire is None:
+        lenient = _lenient_decode(payload)
+        if lenient is None:
             return Decoded(None, [Rejection(R_BAD_JSON, str(exc))])
-        if isinstance(wire, Rejection):
-            return Decoded(None, [wire])
+        if isinstance(lenient, Rejection):
+            return Decoded(None, [lenient])
+        wire = lenient
     if wire.ts is None:
         return Decoded(None, [Rejection(R_TS_MISSING, "field `ts` is missing")])
     try:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import paho.mqtt.client as paho
-from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
 
 from villagewatch.config import MqttUrl
 from villagewatch.errors import ConfigUserError as ConfigError
@@ -104,7 +104,8 @@ def tls_context(opts: MqttOptions) -> ssl.SSLContext | None:
     return ctx
 
 
-def paho_client(opts: MqttOptions, *, clean_session: bool = True, protocol: int = MQTT_V311,
+def paho_client(opts: MqttOptions, *, clean_session: bool = True,
+                protocol: MQTTProtocolVersion = MQTT_V311,
                 broker: int = 0) -> paho.Client:
     """A configured, not yet connected paho client (callback API v2); connect to ``opts.brokers[broker]``."""
     if protocol == MQTT_V5:

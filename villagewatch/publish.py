@@ -35,7 +35,8 @@ class Publisher:
         if not self._connected.wait(10):
             raise TimeoutError(f"broker {url.redacted()} did not accept the connection")
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+    def _on_publish(self, client: object, userdata: object, mid: int, reason_code: object,
+                    properties: object) -> None:
         with self._lock:
             self.acked += 1
         self._window.release()
