@@ -8,8 +8,8 @@ import getpass
 import signal
 from pathlib import Path
 
-from alerts.rulepack import load_rule_packs
 from alerts.settings import hash_password, load_alerts_config
+from rules.rulepack import load_rule_packs
 from villagewatch.config import load_settings
 from villagewatch.sites import load_sites
 
@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "gửi thông báo, trang web cho cán bộ môi trường.")
     p.add_argument("--config", help="service settings YAML (VW_* environment variables override)")
     p.add_argument("--alerts-config", help="alerts YAML: channels, routes, users (see docs/alerts.md)")
-    p.add_argument("--rulepacks", help="rule pack folder (default: alerts/rulepacks)")
+    p.add_argument("--rulepacks", help="rule pack folder (default: rules/packs)")
     p.add_argument("--state-db", help="SQLite file for alert state (default: <data_dir>/alerts.sqlite)")
     p.set_defaults(func=_run, _parser=p)
     sp = p.add_subparsers(dest="alerts_command", metavar="ACTION")

@@ -17,13 +17,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from aiohttp import web as aioweb
 
-from alerts.engine import Engine, Transition
 from alerts.notify import Dispatcher
 from alerts.points import alert_line
-from alerts.rulepack import RuleSet
 from alerts.settings import AlertsConfig
 from alerts.store import AlertStore
 from alerts.web import create_app
+from rules.engine import Engine, Transition
+from rules.rulepack import RuleSet
 from villagewatch import contract
 from villagewatch.config import Settings
 from villagewatch.influx import InfluxClient, InfluxTarget

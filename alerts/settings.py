@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from alerts.rulepack import SEVERITIES, SEVERITY_RANK
+from rules.rulepack import SEVERITIES, SEVERITY_RANK
 from villagewatch.schema import Any_, Bool, ConfigError, Ctx, Key, ListOf, Map, Num, OneOf, Str, load_yaml
 
 CHANNEL_TYPES = ("email", "webhook", "telegram")

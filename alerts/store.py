@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from alerts.engine import Transition
+from rules.engine import Transition
 
 OPEN_STATES = ("firing", "acknowledged")
 

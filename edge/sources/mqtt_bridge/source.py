@@ -75,6 +75,10 @@ class MqttBridgeSource(Source):
             except MappingError as exc:
                 sink.error(self, b.station.id, "bad_payload", str(exc))
                 continue
+            except Exception as exc:  # noqa: BLE001 - a bug here must not kill paho's network thread
+                # (an exception escaping on_message stops the loop: every later message is lost)
+                sink.error(self, b.station.id, "internal_error", f"{type(exc).__name__}: {exc}"[:200])
+                continue
             if metrics:
                 sink.reading(b.station.id, ts or now_ms, metrics)
 
