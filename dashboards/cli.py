@@ -23,13 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--token", required=True, help="service-account token (Editor or Admin)")
     u.add_argument("--influx-url", default=None, help="InfluxDB URL as Grafana reaches it (default: VW_INFLUX_URL)")
     u.add_argument("--influx-db", default=None, help="database (default: VW_INFLUX_DB)")
-    u.add_argument("--lang", choices=("vi", "en", "all"), default="all")
+    u.add_argument("--lang", choices=("vi", "en", "all"), default="all", help="ngôn ngữ bảng điều khiển / dashboard language: vi, en or all")
     u.set_defaults(func=cmd_push)
 
     c = s.add_parser("check", help="chạy mọi truy vấn trên InfluxDB / run every panel query on InfluxDB")
     c.add_argument("--influx-url", default=None, help="InfluxDB URL to query (default: VW_INFLUX_URL)")
     c.add_argument("--influx-db", default=None, help="database (default: VW_INFLUX_DB)")
-    c.add_argument("--lang", choices=("vi", "en"), default="vi")
+    c.add_argument("--lang", choices=("vi", "en"), default="vi", help="ngôn ngữ / language of the dashboards checked")
     c.set_defaults(func=cmd_check)
 
 

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Cổng thông tin xã: bản đồ trạm, số liệu trực tiếp, phản ánh của người dân.")
     p.add_argument("--config", help="service settings YAML (VW_* environment variables override)")
     p.add_argument("--port", type=int, help=f"HTTP port (default: VW_PORTAL_PORT or {DEFAULT_PORT})")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="địa chỉ lắng nghe / address to listen on (default 127.0.0.1)")
     p.set_defaults(func=_run, _parser=p)
 
 

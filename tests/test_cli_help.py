@@ -51,3 +51,19 @@ def test_a_broken_variable_is_a_message_when_used():
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert "VW_" in out.stderr
+
+
+def _options_without_help(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[str]:
+    missing = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                missing += _options_without_help(sub, (*prefix, name))
+        elif not isinstance(action, argparse._HelpAction) and not (action.help or "").strip():
+            missing.append(f"villagewatch {' '.join(prefix)} {'/'.join(action.option_strings) or action.dest}")
+    return missing
+
+
+def test_every_option_of_every_command_has_a_help_line():
+    missing = _options_without_help(build_parser())
+    assert not missing, "options without a help line:\n" + "\n".join(missing)

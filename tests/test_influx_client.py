@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 from conftest import eventually
 
+from app.stack import free_port
 from villagewatch import influx
 from villagewatch.influx import InfluxClient, InfluxTarget, WriteError
-from villagewatch.stack import free_port
 
 VM = shutil.which("victoria-metrics")
 

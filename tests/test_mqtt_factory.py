@@ -1,6 +1,6 @@
 """Every part's MQTT TLS and auth options reach the wire (villagewatch/mqtt.py is the one factory).
 
-The broker is the production Mosquitto configuration (firmware_tools/testing/secure_broker.py): its
+The broker is the production Mosquitto configuration (app/testing/secure_broker.py): its
 TLS listener is verified against our own CA (a part that drops the CA file fails the handshake),
 requires a CA-signed client certificate (a part that drops it is refused) and a password (a part
 that drops the credentials is refused). Each part connects through its own code path, configured
@@ -16,8 +16,8 @@ import types
 import pytest
 from conftest import eventually
 
+from app.testing.secure_broker import SecureBroker
 from firmware_tools import provision as prov
-from firmware_tools.testing.secure_broker import SecureBroker
 from firmware_tools.workspace import Workspace
 from villagewatch.config import MqttUrl, load_settings
 from villagewatch.errors import ConfigUserError
@@ -131,9 +131,9 @@ def test_edge_mqtt_bridge_source(secured, site_dir):
 
 
 def test_alerts_service(settings, tmp_path):
-    from alerts.rulepack import load_rule_packs
     from alerts.service import AlertService
     from alerts.settings import AlertsConfig
+    from rules.rulepack import load_rule_packs
     svc = AlertService(settings, AlertsConfig(), {}, load_rule_packs(), tmp_path / "alerts.sqlite")
     svc.loop = asyncio.new_event_loop()  # its on_connect hands over to the service loop
     try:
@@ -159,8 +159,8 @@ def test_portal(settings):
 
 
 def test_firmware_tools_and_ota_agent(settings):
-    """firmware_tools.mqtt_util.connect is what the technician commands and the OTA agent use."""
-    from firmware_tools.mqtt_util import connect
+    """villagewatch.mqtt_util.connect is what the technician commands and the OTA agent use."""
+    from villagewatch.mqtt_util import connect
     client = connect(settings.mqtt_url, ca_file=settings.mqtt_ca_file, cert_file=settings.mqtt_cert_file,
                      key_file=settings.mqtt_key_file, client_id="fw-test", timeout=15)
     try:

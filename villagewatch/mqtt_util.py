@@ -6,11 +6,16 @@ import ssl
 import threading
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from villagewatch.config import MqttUrl
 from villagewatch.mqtt import MqttOptions, paho_client
+
+
+def _str(path: str | Path | None) -> str | None:
+    return str(path) if path else None
 
 
 class MqttConnectError(RuntimeError):
@@ -27,14 +32,14 @@ def connect(url: str, *, username: str | None = None, password: str | None = Non
     user = username or target.username
     if user:  # credentials given apart from the URL win over the URL's
         target = replace(target, username=user, password=password if password is not None else target.password)
-    client = paho_client(MqttOptions.from_url(target, client_id, ca_file=ca_file, cert_file=cert_file,
-                                              key_file=key_file))
+    client = paho_client(MqttOptions.from_url(target, client_id, ca_file=_str(ca_file), cert_file=_str(cert_file),
+                                              key_file=_str(key_file)))
     if will:
         client.will_set(will[0], will[1], qos=1, retain=True)
     connected = threading.Event()
-    outcome: dict = {}
+    outcome: dict[str, Any] = {}
 
-    def on_connect(c, u, flags, rc, props) -> None:
+    def on_connect(c: object, u: object, flags: object, rc: Any, props: object) -> None:
         outcome["rc"] = rc
         connected.set()
 
