@@ -22,7 +22,7 @@ from typing import Any
 from ingest.metrics import IngestMetrics
 from ingest.stores import DeadLetterStore, WriteSpool
 from ingest.writer import WriteError
-from villagewatch import contract, lineproto, storage
+from villagewatch import contract, lineproto, status, storage
 from villagewatch.sites import SiteIndex
 
 log = logging.getLogger("villagewatch.ingest")
@@ -56,7 +56,11 @@ class Batch:
 
 
 def status_line(info: contract.TopicInfo, body: dict[str, Any]) -> str:
-    """Status payload → point; storage.status_fields is the rule (nested objects flattened)."""
+    """Status payload → point; storage.status_fields is the rule (nested objects flattened).
+
+    Raises ValueError naming the field when a field of the contract (villagewatch/status.py) has
+    the wrong type: stored, it would change the type of its InfluxDB field and be refused later."""
+    (status.as_gateway if info.kind == "gateway_status" else status.as_station)(body)
     fields = storage.status_fields(body)
     if info.kind == "gateway_status":
         gw = storage.GatewayStatus

@@ -92,3 +92,18 @@ def test_typed_decoding_names_the_wrong_field():
         assert "queue.depth" in str(exc)
     else:
         raise AssertionError("a text depth was accepted")
+
+
+def test_ingest_refuses_a_status_field_of_the_wrong_type():
+    """A known field with the wrong type is a bad_status naming it, not a field type conflict later."""
+    from ingest.pipeline import status_line
+    from villagewatch import contract
+    info = contract.TopicInfo("gateway_status", "xa", gateway="gw-1")
+    ok = status_line(info, {"online": True, "ts": 1, "queue": {"depth": 3}, "extra": "kept"})
+    assert "queue_depth=3" in ok and 'extra="kept"' in ok
+    try:
+        status_line(info, {"online": True, "ts": 1, "queue": {"depth": "many"}})
+    except ValueError as exc:
+        assert "queue.depth" in str(exc)
+    else:
+        raise AssertionError("a text queue depth was stored")
