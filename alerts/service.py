@@ -24,7 +24,7 @@ from alerts.store import AlertStore
 from alerts.web import create_app
 from rules.engine import Engine, Transition
 from rules.rulepack import RuleSet
-from villagewatch import contract
+from villagewatch import contract, storage
 from villagewatch.config import Settings
 from villagewatch.influx import InfluxClient, InfluxTarget
 from villagewatch.mqtt import MqttOptions, paho_client
@@ -216,8 +216,8 @@ class AlertService:
     async def warm_up(self) -> None:
         """Rebuild the engine's windows (longest 24 h) from InfluxDB, without firing on history."""
         hours = 25
-        q = (f"SELECT * FROM {contract.MEASUREMENT_TELEMETRY} WHERE time > now() - {hours}h "
-             f"GROUP BY commune, station")
+        t = storage.Telemetry
+        q = f'SELECT * FROM "{t.MEASUREMENT}" WHERE time > now() - {hours}h GROUP BY "{t.COMMUNE}", "{t.STATION}"'
         try:
             found = await self.influx.query(q, timeout_s=60)
         except Exception as exc:  # noqa: BLE001 - start without history rather than not at all
@@ -230,7 +230,7 @@ class AlertService:
                 metrics = {c: float(v) for c, v in zip(cols, row, strict=True)
                            if c in contract.METRICS and isinstance(v, (int, float))}
                 if metrics:
-                    self.engine.remember(contract.Reading(tags.get("commune", ""), tags.get("station", ""),
+                    self.engine.remember(contract.Reading(tags.get(t.COMMUNE, ""), tags.get(t.STATION, ""),
                                                           int(row[0]), 0, metrics))
                     n += 1
         log.info("alerts: %d stored reading(s) loaded into the rule windows", n)

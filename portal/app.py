@@ -33,6 +33,7 @@ from villagewatch.config import Settings
 from villagewatch.influx import InfluxError, InfluxReader, quote_ident, quote_tag
 from villagewatch.mqtt import MqttOptions, paho_client
 from villagewatch.sites import Site, Station
+from villagewatch.storage import Telemetry as T
 
 log = logging.getLogger(__name__)
 
@@ -93,17 +94,17 @@ class Portal:
             # timestamp, hiding how old each metric's value really is
             for m in metrics:
                 q = (f"SELECT last({quote_ident(m)}) FROM {contract.MEASUREMENT_TELEMETRY} "
-                     f"WHERE commune = {quote_tag(commune)} GROUP BY station")
+                     f"WHERE {quote_ident(T.COMMUNE)} = {quote_tag(commune)} GROUP BY {quote_ident(T.STATION)}")
                 for s in self.influx.query(q):
                     ts, value = s.values[0][0], s.values[0][1]
-                    out.setdefault((commune, s.tags.get("station", "")), {})[m] = {
+                    out.setdefault((commune, s.tags.get(T.STATION, "")), {})[m] = {
                         "value": value, "unit": contract.METRICS[m].unit, "ts": ts}
         return out
 
     def series(self, st: Station, metric: str, start_ms: int, end_ms: int) -> list[list]:
         span = max(1, end_ms - start_ms)
-        base = (f"FROM {contract.MEASUREMENT_TELEMETRY} WHERE commune = {quote_tag(st.commune)} "
-                f"AND station = {quote_tag(st.id)} AND time >= {start_ms}ms AND time <= {end_ms}ms")
+        base = (f"FROM {quote_ident(T.MEASUREMENT)} WHERE {quote_ident(T.COMMUNE)} = {quote_tag(st.commune)} "
+                f"AND {quote_ident(T.STATION)} = {quote_tag(st.id)} AND time >= {start_ms}ms AND time <= {end_ms}ms")
         count_rows = self.influx.query(f"SELECT count({quote_ident(metric)}) {base}")
         count = count_rows[0].values[0][1] if count_rows else 0
         if count <= MAX_SERIES_POINTS:
@@ -127,8 +128,8 @@ class Portal:
         start_ms = int(today.timestamp() * 1000) - (days - 1) * 86_400_000
         fields = ", ".join(f"mean({quote_ident(m)}) AS {quote_ident('mean_' + m)}, "
                            f"count({quote_ident(m)}) AS {quote_ident('count_' + m)}" for m in st.metrics)
-        q = (f"SELECT {fields} FROM {contract.MEASUREMENT_TELEMETRY} "
-             f"WHERE commune = {quote_tag(st.commune)} AND station = {quote_tag(st.id)} "
+        q = (f"SELECT {fields} FROM {quote_ident(T.MEASUREMENT)} "
+             f"WHERE {quote_ident(T.COMMUNE)} = {quote_tag(st.commune)} AND {quote_ident(T.STATION)} = {quote_tag(st.id)} "
              f"AND time >= {start_ms}ms AND time <= {now_ms}ms "
              f"GROUP BY time(1d) fill(none) tz({quote_tag(tz_name)})")
         rows = []
