@@ -107,3 +107,17 @@ def test_ingest_refuses_a_status_field_of_the_wrong_type():
         assert "queue.depth" in str(exc)
     else:
         raise AssertionError("a text queue depth was stored")
+
+
+@given(st.dictionaries(st.sampled_from(["online", "ts", "gw", "reason", "queue", "link", "sources", "errors",
+                                        "uptime_s", "last_reading_ts", "x"]), _json, max_size=8))
+def test_typed_status_check_fails_only_with_a_readable_value_error(body):
+    """Whatever JSON a device sends, the typed check answers with the struct or a ValueError (which
+    the ingest turns into bad_status) — never another exception that would stop the batch."""
+    for check in (status.as_gateway, status.as_station):
+        try:
+            typed = check(body)
+        except ValueError as exc:
+            assert str(exc)
+        else:
+            assert isinstance(typed.online, bool) and isinstance(typed.ts, int)
