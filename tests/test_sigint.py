@@ -32,8 +32,9 @@ def _alerts(tmp: Path, env: dict[str, str]) -> tuple[list[str], object]:
     port = free_port()
     cfg = tmp / "alerts.yaml"
     cfg.write_text(f"http_port: {port}\npublic_url: http://127.0.0.1:{port}\n", encoding="utf-8")
+    log = tmp / "out.log"  # up = it says so (its Ctrl-C handler is installed by then)
     return (["alerts", "--alerts-config", str(cfg), "--state-db", str(tmp / "alerts.sqlite")],
-            lambda: port_open(port))
+            lambda: port_open(port) and "alerts running" in log.read_text(errors="replace"))
 
 
 def _edge(tmp: Path, env: dict[str, str]) -> tuple[list[str], object]:
