@@ -1,4 +1,5 @@
-"""Ctrl-C stops each long-running command with a message, never a Python traceback (issue 14).
+"""Ctrl-C stops each long-running command with a message, never a Python traceback (issue 14);
+a port another program holds is a message too.
 
 Each command runs as a real process against the test stack, is sent SIGINT to its process group
 (what Ctrl-C in a terminal does) once it is up, and must exit by itself. `villagewatch demo` has
@@ -69,3 +70,25 @@ def test_ctrl_c_is_a_clean_stop(command, stack, tmp_path):
     text = log.read_text(errors="replace")
     assert "Traceback" not in text, text
     assert code in (0, 130), f"exit code {code}:\n{text}"
+
+
+@pytest.mark.parametrize("command", ["ingest", "alerts", "portal"])
+def test_a_taken_port_is_a_message(command, tmp_path):
+    """A second instance on the same HTTP port says so; it does not print a traceback."""
+    import socket
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "VW_DATA_DIR": str(tmp_path / "data"), "VW_HTTP_PORT": str(port),
+               "VW_PORTAL_PORT": str(port), "VW_MQTT_URL": f"mqtt://127.0.0.1:{free_port()}",
+               "VW_INFLUX_URL": f"http://127.0.0.1:{free_port()}"}
+        args = [command]
+        if command == "alerts":
+            cfg = tmp_path / "alerts.yaml"
+            cfg.write_text(f"http_port: {port}\n", encoding="utf-8")
+            args += ["--alerts-config", str(cfg), "--state-db", str(tmp_path / "alerts.sqlite")]
+        out = subprocess.run([sys.executable, "-m", "app.cli", *args], cwd=REPO, env=env, capture_output=True,
+                             text=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert "Traceback" not in out.stderr + out.stdout, out.stderr
+    assert out.returncode == 2 and "port already in use" in out.stderr, out.stderr
