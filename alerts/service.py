@@ -59,12 +59,16 @@ class AlertService:
         self.loop = asyncio.get_running_loop()
         self.queue = asyncio.Queue(maxsize=50_000)
         await self.influx.start()
-        await self.warm_up()
-        self._start_mqtt()
-        app = create_app(self.store, self.config, self.sites, on_change=self.publish_alert)
-        self.runner = aioweb.AppRunner(app)
-        await self.runner.setup()
-        await aioweb.TCPSite(self.runner, self.config.http_host, self.config.http_port).start()
+        try:
+            await self.warm_up()
+            self._start_mqtt()
+            app = create_app(self.store, self.config, self.sites, on_change=self.publish_alert)
+            self.runner = aioweb.AppRunner(app)
+            await self.runner.setup()
+            await aioweb.TCPSite(self.runner, self.config.http_host, self.config.http_port).start()
+        except BaseException:  # a bad setting or a taken port: leave nothing open behind the message
+            await self.stop()
+            raise
         for coro in (self._consume(), self._ticker(), self.dispatcher.run(), self._influx_writer()):
             self.tasks.append(asyncio.create_task(coro))
         log.info("alerts service: %d open alert(s) restored; inspector page %s", len(self.store.open_keys()),
