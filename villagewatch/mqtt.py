@@ -105,14 +105,18 @@ def tls_context(opts: MqttOptions) -> ssl.SSLContext | None:
 
 
 def paho_client(opts: MqttOptions, *, clean_session: bool = True,
-                protocol: MQTTProtocolVersion = MQTT_V311,
+                protocol: MQTTProtocolVersion = MQTT_V311, manual_ack: bool = False,
                 broker: int = 0) -> paho.Client:
-    """A configured, not yet connected paho client (callback API v2); connect to ``opts.brokers[broker]``."""
+    """A configured, not yet connected paho client (callback API v2); connect to ``opts.brokers[broker]``.
+
+    MQTT v5 has no ``clean_session`` (clean start is a connect option); ``manual_ack`` leaves the
+    PUBACK of QoS 1 messages to the caller (acknowledge once durable)."""
     if protocol == MQTT_V5:
-        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=opts.client_id, protocol=protocol)
+        client = paho.Client(CallbackAPIVersion.VERSION2, client_id=opts.client_id, protocol=protocol,
+                             manual_ack=manual_ack)
     else:
         client = paho.Client(CallbackAPIVersion.VERSION2, client_id=opts.client_id, clean_session=clean_session,
-                             protocol=protocol)
+                             protocol=protocol, manual_ack=manual_ack)
     target = opts.brokers[broker]
     if target.username:
         client.username_pw_set(target.username, target.password)

@@ -42,8 +42,25 @@ class QueueStatus(_Status):
     write_errors: int = 0
     last_write_error: str | None = None
     salvage: SpoolSalvage | None = None
+    storage: str = "disk"  # disk | memory (the disk refused the spool file)
+    storage_error: str | None = None
     pending_in_memory: int = 0
     memory_drops: int = 0
+
+
+class ClockStatus(_Status):
+    """Whether the gateway trusts its wall clock (edge/clock.py, docs/edge.md "Clock policy")."""
+
+    state: str = "synced"  # synced | unsynced | stepped
+    trusted: bool = True
+    reason: str | None = None
+    mode: str = "sane"  # sane | os
+    os_synced: bool | None = None
+    offset_s: float | None = None  # operator offset
+    steps: int = 0
+    last_step_s: float | None = None
+    held: int = 0  # readings held until the clock is trusted
+    released: dict[str, int] = {}  # flag → readings released re-timed or estimated
 
 
 class LinkStatus(_Status):
@@ -75,6 +92,7 @@ class GatewayStatus(_Status):
     gw: str | None = None
     reason: str | None = None  # lwt | stopped | …
     uptime_s: float | None = None
+    clock: ClockStatus | None = None
     queue: QueueStatus | None = None
     published: int | None = None
     replayed: int | None = None
@@ -98,7 +116,7 @@ class StationStatus(_Status):
 
 
 STATUS_STRUCTS: tuple[type[_Status], ...] = (
-    GatewayStatus, StationStatus, QueueStatus, LinkStatus, SourceStatus, SpoolSalvage)
+    GatewayStatus, StationStatus, ClockStatus, QueueStatus, LinkStatus, SourceStatus, SpoolSalvage)
 
 _encoder = msgspec.json.Encoder()
 

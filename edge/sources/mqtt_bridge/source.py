@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any, ClassVar
 
 import paho.mqtt.client as mqtt
@@ -51,7 +50,7 @@ class MqttBridgeSource(Source):
         loop = asyncio.get_running_loop()
 
         def on_message(client, userdata, msg) -> None:
-            loop.call_soon_threadsafe(self._handle, sink, msg.topic, msg.payload, int(time.time() * 1000))
+            loop.call_soon_threadsafe(self._handle, sink, msg.topic, msg.payload, self.ctx.now_ms())
 
         first = self.bound[0].options if self.bound else {}  # one bus: its first station's TLS files
         c = paho_client(MqttOptions((self.url,), f"vw-bridge-{id(self):x}", first.get("ca_file") or None,
