@@ -149,7 +149,7 @@ def test_alerts_service(settings, tmp_path):
 
 def test_portal(settings):
     from portal.app import Portal
-    portal = Portal(settings, {}, None, None)
+    portal = Portal(settings, {}, None, None, None)  # no pages served: influx, feedback, sign-in unused
     portal.start_mqtt()
     try:
         eventually(lambda: portal.mqtt.is_connected(), 15, "portal connected over TLS")
