@@ -35,6 +35,17 @@ from villagewatch.aio import wait_event
 from villagewatch.config import MqttUrl
 from villagewatch.schema import ConfigError, Ctx, LineDict, load_yaml
 from villagewatch.sites import Site, Station
+from villagewatch.status import (
+    ClockStatus,
+    GatewayStatus,
+    LinkStatus,
+    QueueStatus,
+    SourceStatus,
+    SpoolSalvage,
+    StationStatus,
+)
+from villagewatch.status import encode as encode_status
+from villagewatch.status import to_dict as status_dict
 
 log = logging.getLogger("edge.gateway")
 
@@ -135,8 +146,8 @@ class Gateway:
         self.clock_released = Counter()  # flag -> readings re-timed (clock_corrected) or estimated
         self.gw_topic = contract.gateway_status_topic(site.commune, gateway_id)
         self.link = Link(opts.brokers, f"vw-edge-{site.commune}-{gateway_id}"[:64], self.gw_topic,
-                         contract.encode_json({"online": False, "ts": int(time.time() * 1000), "gw": gateway_id,
-                                               "reason": contract.STATUS_REASON_LWT}),
+                         encode_status(GatewayStatus(online=False, ts=int(time.time() * 1000), gw=gateway_id,
+                                                     reason=contract.STATUS_REASON_LWT)),
                          window=opts.window, ca_file=opts.ca_file, cert_file=opts.cert_file,
                          key_file=opts.key_file, reconnect_max_s=opts.reconnect_max_s, console=self.console)
         self.started = self.guard.monotonic()
@@ -402,42 +413,45 @@ class Gateway:
         return self.guard.wall_ms() if self.guard.trusted else self.guard.best_estimate_ms(self.guard.monotonic())
 
     def status(self) -> dict[str, Any]:
+        return status_dict(self.status_struct())
+
+    def status_struct(self) -> GatewayStatus:
         now_ms = self.now_ms()
         oldest = self.spool.oldest_ts()
         link = self.link
-        return {
-            "online": True, "ts": now_ms, "gw": self.gw,
-            "uptime_s": round(self.guard.monotonic() - self.started, 1),
-            "clock": {**self.guard.status(), "held": self.spool.held_depth,
-                      "released": dict(self.clock_released)},
-            "queue": {
-                "depth": self.spool.depth, "bytes": self.spool.bytes, "budget_bytes": self.spool.budget_bytes,
-                "oldest_ts": oldest, "oldest_age_s": round((now_ms - oldest) / 1000, 1) if oldest else 0,
-                "inflight": len(self.inflight), "replaying": bool(self.backlog),
-                "drops": self.spool.total_drops, "drops_by_station": dict(self.spool.drops),
-                "write_errors": self.spool_errors, "last_write_error": self.last_spool_error,
-                "salvage": self.spool.salvage,
-                "storage": self.spool.storage, "storage_error": self.spool.storage_reason,
-                "pending_in_memory": len(self.pending), "memory_drops": self.memory_drops,
-            },
-            "published": self.published, "replayed": self.replayed,
-            "link": {"state": "connected" if link.connected.is_set() else "disconnected",
-                     "broker": link.broker.redacted(), "since_ts": int(link.state_since * 1000),
-                     "connects": link.connects, "disconnects": link.disconnects, "last_error": link.last_error},
-            "sources": {s.name: {"type": s.type_name, "stations": [b.station.id for b in s.bound],
-                                 "readings": s.readings, "errors": dict(s.errors), "last_error": s.last_error}
-                        for s in self.sources},
+        salvage = self.spool.salvage
+        return GatewayStatus(
+            online=True, ts=now_ms, gw=self.gw, uptime_s=round(self.guard.monotonic() - self.started, 1),
+            clock=ClockStatus(**self.guard.status(), held=self.spool.held_depth,
+                              released=dict(self.clock_released)),
+            queue=QueueStatus(
+                depth=self.spool.depth, bytes=self.spool.bytes, budget_bytes=self.spool.budget_bytes,
+                oldest_ts=oldest, oldest_age_s=round((now_ms - oldest) / 1000, 1) if oldest else 0,
+                inflight=len(self.inflight), replaying=bool(self.backlog),
+                drops=self.spool.total_drops, drops_by_station=dict(self.spool.drops),
+                write_errors=self.spool_errors, last_write_error=self.last_spool_error,
+                salvage=SpoolSalvage(**salvage) if salvage else None,
+                storage=self.spool.storage, storage_error=self.spool.storage_reason,
+                pending_in_memory=len(self.pending), memory_drops=self.memory_drops),
+            published=self.published, replayed=self.replayed,
+            link=LinkStatus(
+                state="connected" if link.connected.is_set() else "disconnected",
+                broker=link.broker.redacted(), since_ts=int(link.state_since * 1000),
+                connects=link.connects, disconnects=link.disconnects, last_error=link.last_error),
+            sources={s.name: SourceStatus(type=s.type_name, stations=[b.station.id for b in s.bound],
+                                          readings=s.readings, errors=dict(s.errors), last_error=s.last_error)
+                     for s in self.sources},
             **health.platform_health(self.opts.data_dir),
-        }
+        )
 
-    def _station_statuses(self) -> dict[str, dict[str, Any]]:
+    def _station_statuses(self) -> dict[str, StationStatus]:
         now_ms = self.now_ms()
         out = {}
         for sid, st in self.stations.items():
             last = self.last_reading.get(sid)
             grace_ms = 3 * st.interval_s * 1000 / self.opts.speed + 5000
-            out[sid] = {"online": bool(last and now_ms - last <= grace_ms), "ts": now_ms, "gw": self.gw,
-                        "last_reading_ts": last, "errors": dict(self.station_errors[sid])}
+            out[sid] = StationStatus(online=bool(last and now_ms - last <= grace_ms), ts=now_ms, gw=self.gw,
+                                            last_reading_ts=last, errors=dict(self.station_errors[sid]))
         return out
 
     def _publish_status(self, force_stations: bool = True) -> None:
@@ -448,10 +462,10 @@ class Gateway:
         self._status_generation = self.link.generation
         self.link.publish(self.gw_topic, contract.encode_json(body), retain=True)
         for sid, st_body in self._station_statuses().items():
-            if force_stations or self.station_online.get(sid) != st_body["online"]:
-                self.station_online[sid] = st_body["online"]
+            if force_stations or self.station_online.get(sid) != st_body.online:
+                self.station_online[sid] = st_body.online
                 self.link.publish(contract.station_status_topic(self.site.commune, sid),
-                                  contract.encode_json(st_body), retain=True)
+                                  encode_status(st_body), retain=True)
 
     def _write_status_file(self, body: dict[str, Any]) -> None:
         if self.spool.storage != "disk":

@@ -14,13 +14,14 @@ import numpy as np
 from reports.influx import InfluxReader, quote_ident, quote_tag
 from reports.period import Month
 from villagewatch.contract import FIELD_SEQ, MEASUREMENT_TELEMETRY
+from villagewatch.storage import Telemetry as T
 
 
 def _where(commune: str, month: Month, station: str | None = None, end_ms: int | None = None) -> str:
     end = month.end_ms if end_ms is None else end_ms
-    clause = f"commune = {quote_tag(commune)} AND time >= {month.start_ms}ms AND time < {end}ms"
+    clause = f"{quote_ident(T.COMMUNE)} = {quote_tag(commune)} AND time >= {month.start_ms}ms AND time < {end}ms"
     if station is not None:
-        clause += f" AND station = {quote_tag(station)}"
+        clause += f" AND {quote_ident(T.STATION)} = {quote_tag(station)}"
     return clause
 
 
@@ -44,11 +45,11 @@ def daily_counts(reader: InfluxReader, commune: str, month: Month) -> dict[str, 
     The ``seq`` field is in every reading, so ``counts[station]["seq"]`` counts readings.
     """
     q = (f"SELECT count(*) FROM {quote_ident(MEASUREMENT_TELEMETRY)} WHERE {_where(commune, month)} "
-         f"GROUP BY time(1d), station {_tz(month)}")
+         f"GROUP BY time(1d), {quote_ident(T.STATION)} {_tz(month)}")
     out: dict[str, dict[str, np.ndarray]] = {}
     n_days = len(month.days)
     for series in reader.query(q):
-        station = series.tags.get("station", "")
+        station = series.tags.get(T.STATION, "")
         per_field = out.setdefault(station, {})
         days = [month.day_index(t) for t in series.column("time")]
         for col in series.columns[1:]:
@@ -130,10 +131,10 @@ def violating_points(reader: InfluxReader, commune: str, station: str, metric: s
 def hourly_profile(reader: InfluxReader, commune: str, month: Month) -> dict[str, Buckets]:
     """Hourly mean/min/max of every field of every station, for the time-series plots."""
     q = (f"SELECT mean(*), min(*), max(*) FROM {quote_ident(MEASUREMENT_TELEMETRY)} "
-         f"WHERE {_where(commune, month)} GROUP BY time(1h), station fill(none) {_tz(month)}")
+         f"WHERE {_where(commune, month)} GROUP BY time(1h), {quote_ident(T.STATION)} fill(none) {_tz(month)}")
     out: dict[str, Buckets] = {}
     for series in reader.query(q):
-        station = series.tags.get("station", "")
+        station = series.tags.get(T.STATION, "")
         starts = np.asarray(series.column("time"), dtype=np.int64)
         values = {col: np.asarray([np.nan if v is None else v for v in series.column(col)], dtype=float)
                   for col in series.columns[1:]}

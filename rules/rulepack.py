@@ -375,7 +375,7 @@ def load_pack(path: str | Path) -> tuple[Pack, list[RuleTemplate]]:
         rctx = rules_ctx.child(i, raw["rules"])
         if not isinstance(item, dict):
             raise rctx.error("a rule must be a mapping")
-        merged = type(item)({**defaults, **item})
+        merged: Any = type(item)({**defaults, **item})
         merged.lines = getattr(item, "lines", {})
         merged.start_line = getattr(item, "start_line", None)
         rule = _RULE(merged, rctx)
