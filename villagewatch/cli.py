@@ -23,6 +23,7 @@ SUBCOMMANDS = [
     "edge.cli",  # edge
     "alerts.cli",  # alerts, alerts check, alerts hash-password
     "reports.cli",  # report
+    "simulator.cli",  # simulate backfill
     "dashboards.cli",  # dashboards build|push|check
     "villagewatch.loadgen",  # loadgen
     "firmware_tools.cli",  # device, ca, ota
