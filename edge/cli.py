@@ -81,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
              len(gateway.stations), len(gateway.sources), brokers[0].redacted(), data_dir, gateway.spool.depth)
     agent = None
     if args.ota_public_key:
-        # Signed updates of the gateway itself: firmware_tools.ota_agent verifies signature and hash
+        # Signed updates of the gateway itself: edge.ota_agent verifies signature and hash
         # before applying, keeps the previous version for rollback, and reports on MQTT.
-        from firmware_tools.ota_agent import OtaAgent
+        from edge.ota_agent import OtaAgent
         if not Path(args.ota_public_key).is_file():
             raise UserError(f"không tìm thấy khóa / key not found: {args.ota_public_key}",
                             hint="copy the project's OTA public key (villagewatch ota keygen) to the gateway")

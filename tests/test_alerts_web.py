@@ -15,9 +15,9 @@ from alerts.rulepack import load_rule_packs
 from alerts.settings import AlertsConfig, hash_password
 from alerts.store import AlertStore
 from alerts.web import create_app
+from app.stack import free_port
 from villagewatch.contract import Reading
 from villagewatch.sites import load_site
-from villagewatch.stack import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",

@@ -208,7 +208,7 @@ def test_every_sample_config_validates_against_its_source_schema():
 def test_pilot_site_gateways_pass_the_check(tmp_path):
     from pathlib import Path
 
-    from villagewatch.cli import main
+    from app.cli import main
 
     site = str(Path(__file__).resolve().parent.parent / "sites" / "tan-thuan-dong.yaml")
     for gw in ("gw-trung-tam", "gw-ao-nuoi", "gw-dong-ruong"):

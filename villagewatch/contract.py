@@ -111,6 +111,11 @@ OTA_STATUS_SUBSCRIPTIONS = (f"{STATION_STATUS_SUBSCRIPTION}/{OTA_SEGMENT}",
                             f"{GATEWAY_STATUS_SUBSCRIPTION}/{OTA_SEGMENT}")
 
 
+def gateway_device_id(commune: str, gateway: str) -> str:
+    """The broker account (and client id) of a gateway: ``{commune}._gw.{gateway}``."""
+    return f"{_check_id(commune, 'commune')}.{GATEWAY_SEGMENT}.{_check_id(gateway, 'gateway')}"
+
+
 def shared_subscription(group: str, topic: str) -> str:
     """MQTT v5 shared subscription: workers in one group split the messages of ``topic``."""
     return f"$share/{_check_id(group, 'share group')}/{topic}"
