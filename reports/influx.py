@@ -22,6 +22,7 @@ class Series:
     tags: dict[str, str]
     columns: list[str]
     values: list[list]
+    partial: bool = False
 
     def column(self, name: str) -> list:
         i = self.columns.index(name)
@@ -61,7 +62,8 @@ class InfluxReader:
         result = body.get("results", [{}])[0]
         if "error" in result:
             raise InfluxError(f"InfluxQL error: {result['error']} (query: {q})")
-        return [Series(s.get("tags") or {}, s["columns"], s["values"]) for s in result.get("series", [])]
+        return [Series(s.get("tags") or {}, s["columns"], s["values"], bool(s.get("partial") or result.get("partial")))
+                for s in result.get("series", [])]
 
 
 def quote_tag(value: str) -> str:

@@ -40,6 +40,7 @@ def run_backfill(args: argparse.Namespace) -> int:
     from villagewatch.errors import UserError
     from villagewatch.progress import Progress
     from villagewatch.sites import load_site
+    from villagewatch.textfmt import number
 
     settings = load_settings(args.config, influx_url=args.influx_url, influx_db=args.influx_db)
     site = load_site(args.site)
@@ -58,9 +59,9 @@ def run_backfill(args: argparse.Namespace) -> int:
         written = backfill(site, period, writer, seed=args.seed, faults=None if args.no_faults else Faults(),
                            stations=args.station, progress=lambda st, n: progress.advance(n, note=st))
     n = sum(written.values())
-    print(f"Đã ghi {n:,} số đo của {len(written)} trạm ({period.first} → {period.last}, seed {args.seed}) "
-          f"vào {settings.influx_db} / wrote {n:,} readings of {len(written)} stations "
-          f"in {time.monotonic() - started:.1f} s".replace(",", "."))
+    print(f"Đã ghi {number(n, 0, 'vi')} số đo của {len(written)} trạm ({period.first} → {period.last}, "
+          f"seed {args.seed}) vào {settings.influx_db} / wrote {number(n, 0, 'en')} readings of {len(written)} "
+          f"stations in {time.monotonic() - started:.1f} s")
     if n == 0:
         print("cảnh báo / warning: no reading written (every station filtered out?)", file=sys.stderr)
     return 0
