@@ -121,10 +121,11 @@ def test_month_report_matches_raw_points(stack, tmp_path, artifacts_dir, capsys)
             # per reading: share of readings within [lo, hi]
             v = values[~np.isnan(values)]
             bad = np.zeros(v.size, bool)
+            # the rule pack's comparison as written: "at_or_above" counts a value at the limit
             if lim.lo is not None:
-                bad |= v < lim.lo
+                bad |= (v <= lim.lo) if lim.op == "at_or_below" else (v < lim.lo)
             if lim.hi is not None:
-                bad |= v > lim.hi
+                bad |= (v >= lim.hi) if lim.op == "at_or_above" else (v > lim.hi)
             assert float(row["Đạt (% thời gian)"]) == pytest.approx(100 * (1 - bad.mean()), abs=1e-3), rule_id
             assert float(row["Thời gian vượt (giờ)"]) == pytest.approx(bad.sum() * st.interval_s / 3600, abs=1e-3)
             assert int(row["Số lần đánh giá"]) == v.size
@@ -138,7 +139,8 @@ def test_month_report_matches_raw_points(stack, tmp_path, artifacts_dir, capsys)
                 if count < need or not lim.applies_at(minute) or start + lim.window_s * 1000 > month.end_ms:
                     continue
                 judged += 1
-                bad_n += (lim.hi is not None and mean > lim.hi) or (lim.lo is not None and mean < lim.lo)
+                bad_n += (lim.hi is not None and (mean >= lim.hi if lim.op == "at_or_above" else mean > lim.hi)) or (
+                    lim.lo is not None and (mean <= lim.lo if lim.op == "at_or_below" else mean < lim.lo))
             assert int(row["Số lần đánh giá"]) == judged, rule_id
             assert float(row["Đạt (% thời gian)"]) == pytest.approx(100 * (judged - bad_n) / judged, abs=1e-3)
             assert float(row["Thời gian vượt (giờ)"]) == pytest.approx(bad_n * lim.window_s / 3600, abs=1e-3)
