@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"PDF : {outputs.pdf}\nHTML: {outputs.html}\nCSV : {', '.join(str(p) for p in outputs.csv)}")
     print(f"({time.monotonic() - started:.1f} s, {report.queries} InfluxQL queries)", file=sys.stderr)
     if report.empty:
-        print(f"KHÔNG CÓ SỐ LIỆU: xã {site.name_vi} không có số đo nào trong tháng {month.label} (cơ sở dữ liệu "
+        print(f"KHÔNG CÓ SỐ LIỆU: {site.name_vi} không có số đo nào trong tháng {month.label} (cơ sở dữ liệu "
               f"{settings.influx_db!r}); báo cáo chỉ ghi nhận điều đó, không kết luận đạt hay không đạt.\n"
               f"NO DATA: not one reading for {site.commune} in {month.label} in database {settings.influx_db!r}; "
               f"the report says so and judges nothing (exit status {EXIT_EMPTY_MONTH}).", file=sys.stderr)

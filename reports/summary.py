@@ -117,8 +117,13 @@ def headlines(report: Report, lang: str) -> list[Headline]:
         month = f"{report.month.month:02d}/{report.month.year}"
         out.append(Headline("nodata", t("empty_title", lang, month=month) + " " + t("empty_text", lang)))
     verdicts = domain_verdicts(report)
+    if report.empty:
+        # nothing to tell per limit: one grey line naming every domain that could not be judged
+        domains = "; ".join(kind_label(k, lang) for k in verdicts)
+        out.append(Headline("nodata", t("insufficient_first", lang, items=domains)))
+        return out
     short = [kind_label(k, lang) for k, v in verdicts.items() if v == judge.NODATA]
-    if short and not report.empty:
+    if short:
         out.append(Headline("nodata", t("insufficient_first", lang, items="; ".join(short))))
     for kind, verdict in verdicts.items():
         rows = compliance_rows(report, kind)
@@ -134,7 +139,7 @@ def headlines(report: Report, lang: str) -> list[Headline]:
             lacking = [r for r in rows if r.verdict == judge.NODATA]
             what = "; ".join(_nodata_item(r, lang) for r in lacking[:2])
             if len(lacking) > 2:
-                what += "; …"
+                what += "; " + ("và {n} chỉ tiêu khác" if lang == "vi" else "and {n} more").format(n=len(lacking) - 2)
             out.append(Headline("nodata", t("domain_nodata", lang, domain=domain, what=what)))
         else:
             out.append(Headline("ok", t("domain_ok", lang, domain=domain, n=len(rows),

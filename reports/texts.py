@@ -128,12 +128,14 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Đầy đủ = số giá trị nhận được / số giá trị dự kiến theo chu kỳ đo của trạm. Giới hạn theo giá trị đo: "
         "% thời gian đạt = số giá trị đạt / số giá trị. Giới hạn trung bình (24 giờ, 1 giờ Leq): chỉ đánh giá "
         "khoảng có đủ số liệu; % = số khoảng đạt / số khoảng đánh giá. Mực nước ngày = mức cao nhất được duy trì "
-        "suốt thời gian của quy tắc báo động lũ (một giá trị đột biến không tạo ra ngày báo động). "
+        "suốt thời gian của quy tắc báo động lũ; ngày đạt báo động = ngày có mực nước vượt báo động kéo dài đủ thời "
+        "gian của quy tắc, như điều kiện phát cảnh báo. "
         "Số đo lỗi cảm biến đã được loại. Ngày theo giờ {tz}.",
         "Completeness = readings received / readings expected at the station's interval. Per-reading limits: "
         "% within = readings within / readings. Averaging limits (24 h, 1 h Leq): only windows with enough data "
         "are judged; % = windows within / windows judged. Daily water level = the highest level held for the flood "
-        "rule's duration (a single spike makes no alarm day). Sensor faults are removed. "
+        "rule's duration; alarm days are days with a breach of the level held for the rule's duration, as an alert "
+        "fires. Sensor faults are removed. "
         "Days are local days ({tz})."),
     "more_episodes": ("… và {n} đợt khác (xem CSV/HTML)", "… and {n} more (see CSV/HTML)"),
     "page": ("Trang", "Page"),

@@ -83,10 +83,10 @@ def cover_page(report: Report, lang: str) -> Figure:
         w.bullet(h.status, h.text)
     w.text(t("in_force", lang), 10.5, weight="bold", gap=0.012)
     for line in summary.version_lines(report, lang):
-        w.text("• " + line, 8, width=125, indent=0.005)
+        w.text("• " + line, 8, width=115, indent=0.005)
     note = summary.unverified_used(report, lang)
     if note:
-        w.text(note, 7.5, width=135, gap=0.004, style="italic")
+        w.text(note, 7.5, width=122, gap=0.004, style="italic")
     generated = report.generated_at.astimezone(report.month.tz).strftime("%d/%m/%Y %H:%M")
     fig.text(0.06, 0.03, t("generated", lang, at=generated) + " — " +
              ("phương pháp và mã băm ở trang cuối" if lang == "vi" else "method and hashes on the last page"),
@@ -109,13 +109,13 @@ def appendix_page(report: Report, lang: str) -> Figure:
     for v in report.versions:
         title = v.title_vi if lang == "vi" else v.title_en
         w.text(f"• {pick_lang(v.regulation, lang)} — {title}: {t('pack_id', lang).lower()} {v.pack}, "
-               f"SHA-256 {v.digest}; {pick_lang(v.source, lang)}", 7.5, width=135)
+               f"SHA-256 {v.digest}; {pick_lang(v.source, lang)}", 7.5, width=120)
     notes = sorted({f"{pick_lang(r.limit.regulation, lang)} — {r.limit.rule_id}: {pick_lang(r.limit.unverified_note, lang)}"
                     for r in report.limited_rows() if r.limit.unverified and r.limit.unverified_note})
     if notes:
         w.text(t("unverified", lang), 9, weight="bold", gap=0.012)
         for n in notes:
-            w.text("• " + n, 7.5, width=135)
+            w.text("• " + n, 7.5, width=120)
     generated = report.generated_at.astimezone(report.month.tz).strftime("%d/%m/%Y %H:%M")
     fig.text(0.06, 0.03, t("generated", lang, at=generated), fontsize=7, color="grey")
     return fig
