@@ -8,6 +8,7 @@ COPY simulator ./simulator
 COPY portal ./portal
 COPY edge ./edge
 COPY ingest ./ingest
+COPY rules ./rules
 COPY alerts ./alerts
 COPY dashboards ./dashboards
 COPY firmware_tools ./firmware_tools

@@ -157,7 +157,7 @@ def _profile(data: StationData, st: Station, end_ms: int, month: Month) -> queri
 def _aqi_days(data: StationData, month: Month, days: judge.Days, catalog: LimitCatalog,
               settings: dict) -> list[AqiDay]:
     # Decision 1459 §2.2.2 a: the PM 24-hour mean is the mean of the day's 1-hour means (the same
-    # computation as the alert engine's alerts.aqi.day_mean), so an hour with more readings does not
+    # computation as the alert engine's rules.aqi.day_mean), so an hour with more readings does not
     # weigh more; a day needs 75 % of its hours (18 of 24), like alerts. Faulty readings left out.
     min_hours = math.ceil(settings["min_window_coverage"] * 24)
     hourly: dict[str, tuple[np.ndarray, np.ndarray]] = {}

@@ -169,7 +169,7 @@ def _flood_lines(report: Report, lang: str) -> list[Headline]:
 
 
 def _aqi_lines(report: Report, lang: str) -> list[Headline]:
-    from alerts.aqi import BANDS, band  # the band table belongs to the AQI module
+    from rules.aqi import BANDS, band  # the band table belongs to the AQI module
     out = []
     for station_id, days in report.aqi.items():
         values = [d.aqi for d in days if d.aqi is not None]

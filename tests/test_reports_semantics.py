@@ -24,8 +24,6 @@ import numpy as np
 import pytest
 import yaml
 
-from alerts.engine import Engine
-from alerts.rulepack import load_rule_packs
 from app.cli import main
 from edge.sources.simulated.model import Faults
 from reports import judge
@@ -35,6 +33,8 @@ from reports.influx import InfluxReader
 from reports.period import Month
 from reports.rules import from_rule_packs
 from reports.series import FAULT_FLAGS
+from rules.engine import Engine
+from rules.rulepack import load_rule_packs
 from simulator.backfill import Period, processed_readings
 from villagewatch.contract import Reading
 from villagewatch.sites import load_site
