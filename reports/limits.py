@@ -40,7 +40,7 @@ class Limit:
     valid_from: dt.date | None = None
     valid_until: dt.date | None = None
     unit: str = ""
-    rule: Any = field(default=None, hash=False, compare=False)  # the alerts.rulepack.Rule it came from
+    rule: Any = field(default=None, hash=False, compare=False)  # the rules.rulepack.Rule it came from
     variant: str | None = None  # e.g. gauge "cao-lanh", noise area "special": shown by its name
 
     @property

@@ -159,8 +159,12 @@ def _flood_lines(report: Report, lang: str) -> list[Headline]:
         reached = [lim for lim, n in zip(f.levels, f.days_at_or_above, strict=True) if n]
         ref = reached[-1] if reached else f.levels[0]
         name = ref.column_text(lang).split(",")[0]
-        by = qty(abs(f.max_level - ref.hi), "m", lang, 2)
-        rel = t("flood_above" if f.max_level >= ref.hi else "flood_below", lang, level=name, by=by)
+        diff = f.max_level - ref.hi
+        by = qty(abs(diff), "m", lang, 2)
+        if abs(diff) < 0.005:  # rounds to 0 m: the level itself was reached
+            rel = t("flood_at", lang, level=name)
+        else:
+            rel = t("flood_above" if diff > 0 else "flood_below", lang, level=name, by=by)
         days = "/".join(str(d) for d in f.days_at_or_above)
         status = "ok" if not reached else ("fail" if f.days_at_or_above[-1] else "warn")
         out.append(Headline(status, t("flood_line", lang, station=f.station.name(lang), peak=qty(f.max_level, "m", lang, 2),

@@ -35,6 +35,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "outside_band": ("ngoài khoảng cho phép {limit}", "outside the allowed range {limit}"),
     "flood_above": ("trên {level} {by}", "{by} above {level}"),
     "flood_below": ("dưới {level} {by}", "{by} below {level}"),
+    "flood_at": ("đúng {level}", "at {level}"),
     "flood_line": ("Lũ tại {station}: đỉnh {peak} ngày {day}, {rel}; số ngày đạt báo động I/II/III: {days}.",
                    "Flood at {station}: peak {peak} on {day}, {rel}; days at alarm level I/II/III: {days}."),
     "flood_nodata": ("Lũ tại {station}: không đủ số liệu mực nước.", "Flood at {station}: not enough level data."),
