@@ -183,7 +183,8 @@ def _aqi_lines(report: Report, lang: str) -> list[Headline]:
         for v in values:
             b = band(v)
             counts[b.label_vi if lang == "vi" else b.label_en] += 1
-        text = ", ".join(f"{n} {'ngày' if lang == 'vi' else 'days'} {name.lower()}" for name, n in counts.items() if n)
+        day_word = {"vi": ("ngày", "ngày")}.get(lang, ("day", "days"))
+        text = ", ".join(f"{n} {day_word[n != 1]} {name.lower()}" for name, n in counts.items() if n)
         worst = max(values)
         out.append(Headline("ok" if worst <= 100 else ("warn" if worst <= 150 else "fail"),
                             t("aqi_line", lang, station=report.site.stations[station_id].name(lang), bands=text)))
