@@ -58,7 +58,6 @@ def test_window_stats_ignore_windows_without_enough_data():
 def test_band_peak_is_the_side_that_was_crossed():
     assert compute.worst(np.array([0.15, 0.1, 0.18]), 0.2, 1.0) == 0.1
     assert compute.worst(np.array([1.2, 1.5]), 0.2, 1.0) == 1.5
-    assert compute.days_at_or_above(np.array([1.8, 1.9, 2.2, np.nan]), [1.9, 2.1, 2.3]) == [2, 1, 0]
     assert compute.completeness_pct(1500, 1440) == 100.0 and compute.completeness_pct(1, 0) is None
 
 
