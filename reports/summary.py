@@ -119,7 +119,9 @@ def headlines(report: Report, lang: str) -> list[Headline]:
     verdicts = domain_verdicts(report)
     if report.empty:
         # nothing to tell per limit: one grey line naming every domain that could not be judged
-        domains = "; ".join(kind_label(k, lang) for k in verdicts)
+        kinds = list(verdicts) + [k for k in ("flood_gauge", "waste")
+                                  if any(st.kind == k for st in report.site.stations.values())]
+        domains = "; ".join(kind_label(k, lang) for k in kinds)
         out.append(Headline("nodata", t("insufficient_first", lang, items=domains)))
         return out
     short = [kind_label(k, lang) for k, v in verdicts.items() if v == judge.NODATA]
