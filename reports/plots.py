@@ -71,7 +71,7 @@ def timeseries_figure(report: Report, station_id: str, lang: str) -> Figure:
         for i, row in enumerate(r for r in report.rows_of(station_id) if r.metric == metric and r.limit):
             lim = row.limit
             colour = LIMIT_COLOURS[i % len(LIMIT_COLOURS)]
-            label = f"{lim.describe(lang)} — {lim.regulation.split(' / ')[0]} ({lim.averaging_text(lang)}"
+            label = f"{lim.describe(lang)}{'*' if lim.unverified else ''} — {lim.regulation.split(' / ')[0]} ({lim.averaging_text(lang)}"
             label += f", {lim.hours_text()})" if lim.hours else ")"
             for value in (lim.lo, lim.hi):
                 if value is not None:

@@ -55,7 +55,7 @@ def results_table(report: Report, lang: str, machine: bool = False) -> Table:
             pick_lang(lim.table, lang) if lim else "",
             lim.column_text(lang) if lim else "",
             (lim.averaging_text(lang) + (f", {lim.hours_text()}" if lim.hours else "")) if lim else "",
-            lim.describe(lang) if lim else "",
+            (lim.describe(lang) + ("*" if lim.unverified else "")) if lim else "",
             r.readings, r.expected, _n(r.completeness_pct, lang, True), r.excluded,
             r.judged if lim else "", _n(r.within_pct, lang, True) if lim else "",
             len(r.episodes) if lim else "", _n(r.outside_s / 3600, lang, True) if lim else "",
@@ -104,7 +104,7 @@ def episodes_table(report: Report, lang: str, machine: bool = False, per_row: in
         shown = episodes if per_row is None else episodes[:per_row]
         for e in sorted(shown, key=lambda e: e.start_ms):
             cells = [r.station.name(lang), metric_label(r.metric, lang),
-                     f"{r.limit.describe(lang)} ({r.limit.averaging_text(lang)})",
+                     f"{r.limit.describe(lang)}{'*' if r.limit.unverified else ''} ({r.limit.averaging_text(lang)})",
                      _time(report, e.start_ms, machine), _time(report, e.end_ms, machine),
                      _n(e.duration_s / 3600, lang, machine, 2), _q(e.peak, r.limit.unit, lang, machine, 2)]
             if machine:
