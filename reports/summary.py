@@ -268,6 +268,9 @@ def unverified_used(report: Report, lang: str) -> str | None:
 def version_lines(report: Report, lang: str) -> list[str]:
     """The regulation versions applied this month, with their validity (no hashes: last page)."""
     out = []
+    # "*" on a version only when a limit of it that this report uses is unverified (a flood pack may
+    # hold unverified levels for other gauges than the site's)
+    unverified_packs = {r.limit.pack for r in report.limited_rows() if r.limit.unverified}
     for v in report.versions:
         title = v.title_vi if lang == "vi" else v.title_en
         span = ""
@@ -278,7 +281,7 @@ def version_lines(report: Report, lang: str) -> list[str]:
             span = " — " + t("valid_span", lang, frm=frm, until=until).replace("  ", " ")
         if v.replaced_by:
             span += t("replaced", lang, by=v.replaced_by)
-        mark = " *" if v.has_unverified else ""
+        mark = " *" if v.pack in unverified_packs else ""
         out.append(f"{pick_lang(v.regulation, lang)}{mark} — {title}{span}")
     return out
 
