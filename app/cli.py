@@ -24,6 +24,7 @@ SUBCOMMANDS = [
     "edge.cli",  # edge
     "alerts.cli",  # alerts, alerts check, alerts hash-password
     "reports.cli",  # report
+    "simulator.cli",  # simulate backfill
     "dashboards.cli",  # dashboards build|push|check
     "simulator.loadgen",  # loadgen
     "firmware_tools.cli",  # device, ca, ota
