@@ -1,4 +1,4 @@
-"""Limits and VN_AQI from the alert rule packs (rules/rulepack.py, alerts/aqi.py).
+"""Limits and VN_AQI from the alert rule packs (rules/rulepack.py, rules/aqi.py).
 
 Only rules that state a compliance limit become report limits: ``threshold``, ``band`` and
 ``mean``. Rates, staleness, flatlines and AQI alarms are alerting concerns (the AQI gets its own
