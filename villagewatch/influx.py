@@ -102,7 +102,9 @@ class InfluxTarget:
         return f"{self.url}/write", params, self._headers()
 
     def query_request(self, q: str, epoch: str = PRECISION) -> tuple[str, dict[str, str], dict[str, str]]:
-        params = {"q": q, "db": self.db, "epoch": epoch}
+        params = {"q": q, "epoch": epoch}
+        if self.db:  # statements such as CREATE DATABASE need none
+            params["db"] = self.db
         if self.user:
             params.update(u=self.user, p=self.password or "")
         return f"{self.url}/query", params, self._headers()
@@ -274,7 +276,13 @@ class InfluxReader:
 
 def query_sync(target: InfluxTarget, q: str, timeout_s: float | None = None) -> list[Series]:
     """Series of the first statement (times in ms), for command-line tools. Raises InfluxError."""
-    url, params, headers = target.query_request(q)
+    return parse_query_answer(query_body_sync(target, q, timeout_s), q)
+
+
+def query_body_sync(target: InfluxTarget, q: str, timeout_s: float | None = None,
+                    epoch: str = PRECISION) -> Any:
+    """The decoded JSON answer of an InfluxQL request (every statement), as the server sent it."""
+    url, params, headers = target.query_request(q, epoch)
     request = urllib.request.Request(url, data=urllib.parse.urlencode(params).encode(), headers=headers,
                                      method="POST")
     try:
@@ -287,7 +295,7 @@ def query_sync(target: InfluxTarget, q: str, timeout_s: float | None = None) -> 
         raise InfluxUnreachable(f"cannot reach InfluxDB at {target.url}: {exc}") from exc
     except ValueError as exc:
         raise InfluxError(f"InfluxDB at {target.url} answered something that is not JSON: {exc}") from exc
-    return parse_query_answer(body, q)
+    return body
 
 
 def write_sync(target: InfluxTarget, body: bytes, timeout_s: float | None = None) -> None:
