@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/ingest.py                 # full run (≈ 4–5 minutes)
     .venv/bin/python bench/ingest.py --quick         # smoke run (≈ 1 minute, shorter phases)
+    .venv/bin/python bench/ingest.py --decode-only   # decoder CPU µs/message by payload shape (seconds)
 
 Everything runs on this machine: a fresh Mosquitto + InfluxDB (villagewatch.stack), the load
 generator (villagewatch.loadgen, its own MQTT 3.1.1 publisher), and `villagewatch ingest` as a
@@ -314,6 +315,35 @@ async def latency(stack: LocalStack, fleet: Fleet, db: str, rate: float, seconds
             "max_s": float(lat.max())}
 
 
+# --------------------------------------------------------------------------- decoder cost
+
+
+def decode_cost(fleet: Fleet, messages: int = 20_000, repeat: int = 7) -> dict[str, float]:
+    """CPU µs per message of contract.decode_telemetry (best of ``repeat``, process CPU time, so
+    other processes on a shared box count less). Payload shapes: the load generator's (the hot
+    path), with quality flags, with an RFC 3339 ts, and with an unknown field (the exact path)."""
+    import timeit
+    now = int(time.time() * 1000)
+    plain = [(fleet.ids[s], p) for s, _t, p in fleet.messages(-(-messages // fleet.stations))][:messages]
+    shapes: dict[str, list] = {"plain": plain}
+    flagged, rfc, unknown = [], [], []
+    for ids, payload in plain[:5000]:
+        body = json.loads(payload)
+        flagged.append((ids, json.dumps({**body, "flags": {"ph": ["spike"]}}).encode()))
+        ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(body["ts"] / 1000)) + f".{body['ts'] % 1000:03d}+00:00"
+        rfc.append((ids, json.dumps({**body, "ts": ts}).encode()))
+        unknown.append((ids, json.dumps({**body, "fw": "1.2.3"}).encode()))
+    shapes.update(flags=flagged, rfc3339_ts=rfc, unknown_field_exact_path=unknown)
+    out = {}
+    for name, items in shapes.items():
+        def run(items=items) -> None:
+            for (c, st), payload in items:
+                contract.decode_telemetry(c, st, payload, now)
+        best = min(timeit.Timer(run, timer=time.process_time).repeat(number=1, repeat=repeat))
+        out[name] = best / len(items) * 1e6
+    return out
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -402,7 +432,13 @@ def main() -> int:
     p.add_argument("--backlog", type=int, default=50_000, help="max messages the publisher runs ahead of the ingest")
     p.add_argument("--workers", type=int, default=1, help="ingest workers sharing the load (MQTT v5 shared subscription)")
     p.add_argument("--quick", action="store_true", help="short phases (smoke run, not for docs)")
+    p.add_argument("--decode-only", action="store_true",
+                   help="only the decoder's CPU cost per message, by payload shape (no stack; seconds)")
     args = p.parse_args()
+    if args.decode_only:
+        for name, us in decode_cost(Fleet(args.stations)).items():
+            print(f"{name:28} {us:6.2f} µs/message (CPU)")
+        return 0
     if args.quick:
         args.seconds, args.baseline_seconds, args.latency_seconds, args.ceiling_messages = 15, 5, 8, 150_000
     results = asyncio.run(run(args))

@@ -20,7 +20,7 @@ COMMUNE = "tan-thuan-dong"
 VALID = 10_000
 
 
-def count_points(stack, station_regex: str) -> int:
+def count_points(stack, station_regex: str = ".*") -> int:
     rows = stack.query_values(f'SELECT count("seq") FROM "telemetry" WHERE "station" =~ /{station_regex}/')
     return int(rows[0][1]) if rows else 0
 
