@@ -521,10 +521,46 @@ def _encodable(text: str) -> bool:
     return True
 
 
+def _strict_generic(payload: bytes, max_depth: int) -> Any:
+    """msgspec's generic decode, proven free of duplicate keys by the byte count over the whole
+    tree; a Rejection when too deep; None when that cannot be proven (the stdlib path decides).
+
+    For payloads the struct decode could not vouch for (unknown fields): ~3× cheaper than the
+    stdlib parser with a Python hook per object.
+    """
+    if b"\\u" in payload:
+        return None
+    try:
+        body = msgspec.json.decode(payload)  # strict: no NaN, no lone surrogate, UTF-8
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None
+    members = colons = 0
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        kind = type(node)
+        if kind is dict:
+            if depth > max_depth:
+                return Rejection(R_BAD_JSON, f"JSON nested deeper than the contract's {max_depth} levels")
+            members += len(node)
+            for key, value in node.items():
+                colons += key.count(":")
+                stack.append((value, depth + 1))
+        elif kind is list:
+            if depth > max_depth:
+                return Rejection(R_BAD_JSON, f"JSON nested deeper than the contract's {max_depth} levels")
+            stack.extend([(value, depth + 1) for value in node])
+        elif kind is str:
+            colons += node.count(":")
+    return body if payload.count(b":") == members + colons else None
+
+
 def _exact_telemetry(payload: bytes) -> _TelemetryWire | Rejection:
-    # NaN and ±Infinity are not JSON, but firmware (and Python's json) emits them: parsed here so
-    # the rejection names the metric that is non-finite, and the message's other metrics land
-    body = _exact_json(payload, MAX_DEPTH_TELEMETRY, allow_non_finite=True)
+    body = _strict_generic(payload, MAX_DEPTH_TELEMETRY)
+    if body is None:
+        # NaN and ±Infinity are not JSON, but firmware (and Python's json) emits them: parsed here
+        # so the rejection names the metric that is non-finite, and the message's other metrics land
+        body = _exact_json(payload, MAX_DEPTH_TELEMETRY, allow_non_finite=True)
     if isinstance(body, Rejection):
         return body
     try:
