@@ -10,9 +10,9 @@ import gmqtt
 import pytest
 from gmqtt.mqtt.handler import MqttPackageHandler
 
+from app import cli
 from ingest import consumer
 from ingest.consumer import GmqttIncompatible, check_gmqtt_hooks
-from villagewatch import cli
 from villagewatch.config import load_settings
 
 

@@ -49,7 +49,7 @@ FIELD_FLAGS = "flags"
 # A status published by the broker as the client's Last Will carries "reason": "lwt".
 STATUS_REASON_LWT = "lwt"
 
-QUALITY_FLAGS = ("spike", "flatline", "calibration_expired", "aggregated", "suspect")
+QUALITY_FLAGS = ("spike", "flatline", "calibration_expired", "aggregated", "suspect", "clock_corrected", "clock_unsynced")
 
 
 def valid_id(value: str) -> bool:
@@ -109,6 +109,11 @@ def gateway_ota_status_topic(commune: str, gateway: str) -> str:
 
 OTA_STATUS_SUBSCRIPTIONS = (f"{STATION_STATUS_SUBSCRIPTION}/{OTA_SEGMENT}",
                             f"{GATEWAY_STATUS_SUBSCRIPTION}/{OTA_SEGMENT}")
+
+
+def gateway_device_id(commune: str, gateway: str) -> str:
+    """The broker account (and client id) of a gateway: ``{commune}._gw.{gateway}``."""
+    return f"{_check_id(commune, 'commune')}.{GATEWAY_SEGMENT}.{_check_id(gateway, 'gateway')}"
 
 
 def shared_subscription(group: str, topic: str) -> str:
