@@ -292,7 +292,7 @@ class Decoded:
 
 # Nesting the contract needs (the top-level object is level 1): telemetry 3 (flags → metric → list),
 # status 4 (gateway status → sources → source → errors). One level more is allowed for additive
-# fields; anything deeper is `bad_json` (docs/protocol.md, "Rejection rules").
+# fields; anything deeper is `bad_json` (docs/protocol.md, "Strict rules").
 MAX_DEPTH_TELEMETRY = 4
 MAX_DEPTH_STATUS = 5
 # RFC 3339 `date-time` (section 5.6), ASCII digits only: `T`/`Z` in either case, an offset required,
