@@ -133,6 +133,7 @@ def metric_entry(draw):
     known = draw(st.integers(0, 4)) > 0
     name = draw(st.sampled_from(sorted(contract.METRICS))) if known else draw(TEXT.filter(
         lambda n: n not in contract.METRICS))
+    name = json.loads(json.dumps(name))  # as a JSON reader sees it: a surrogate pair is one character
     m = contract.METRICS.get(name)
     kind = draw(st.sampled_from(["good"] * 12 + ["good_int"] * 4 + ["low", "high", "nan", "inf", "huge", "bool", "str",
                                                                      "null", "deep", "shallow"]))
