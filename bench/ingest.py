@@ -327,7 +327,7 @@ async def latency(stack: LocalStack, fleet: Fleet, db: str, rate: float, seconds
 def decode_cost(fleet: Fleet, messages: int = 20_000, repeat: int = 7) -> dict[str, float]:
     """CPU µs per message of contract.decode_telemetry (best of ``repeat``, process CPU time, so
     other processes on a shared box count less). Payload shapes: the load generator's (the hot
-    path), with quality flags, with an RFC 3339 ts, and with an unknown field (the exact path)."""
+    path), with quality flags, with an RFC 3339 ts, and with an unknown field (the whole-tree check)."""
     import timeit
     now = int(time.time() * 1000)
     plain = [(fleet.ids[s], p) for s, _t, p in fleet.messages(-(-messages // fleet.stations))][:messages]
@@ -339,7 +339,7 @@ def decode_cost(fleet: Fleet, messages: int = 20_000, repeat: int = 7) -> dict[s
         ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(body["ts"] / 1000)) + f".{body['ts'] % 1000:03d}+00:00"
         rfc.append((ids, json.dumps({**body, "ts": ts}).encode()))
         unknown.append((ids, json.dumps({**body, "fw": "1.2.3"}).encode()))
-    shapes.update(flags=flagged, rfc3339_ts=rfc, unknown_field_exact_path=unknown)
+    shapes.update(flags=flagged, rfc3339_ts=rfc, unknown_field=unknown)
     out = {}
     for name, items in shapes.items():
         def run(items=items) -> None:
