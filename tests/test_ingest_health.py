@@ -106,3 +106,20 @@ def test_influxdb_stopped_makes_healthz_stalled_then_healthy_again_and_nothing_i
     eventually(lambda: (ingest.health() or {}).get("healthy") is True, 30, "healthz: healthy again")
     assert reasons_now(ingest) == [] and count_points(stack) == 600
     assert 'vw_ingest_unhealthy{reason="stalled"} 0' in ingest.metrics_text()
+
+
+def test_broker_stopped_makes_healthz_say_so_and_it_recovers(stack, ingest_factory):
+    ingest = ingest_factory()
+    stack.stop_broker()
+    eventually(lambda: "broker_disconnected" in reasons_now(ingest), 30, "healthz: broker_disconnected")
+    assert (ingest.health() or {}).get("healthy") is False
+    assert 'vw_ingest_unhealthy{reason="broker_disconnected"} 1' in ingest.metrics_text()
+    stack.start_broker()
+    eventually(lambda: (ingest.health() or {}).get("healthy") is True, 60, "healthz: healthy after reconnect")
+    # and it really receives again
+    now_ms = int(time.time() * 1000)
+    reading = contract.Reading(COMMUNE, "tram-0", now_ms - 1000, 1, {"ph": 7.2})
+    with Publisher(stack.mqtt_url) as pub:
+        pub.publish(reading.topic, reading.to_payload())
+        pub.wait_acked()
+    eventually(lambda: count_points(stack) == 1, 30, "a reading after the broker came back")
