@@ -198,7 +198,7 @@ def test_backlog_queued_while_down_is_evaluated_exactly_once(stack, tmp_path):
         for st_ in stations:
             if len(items) < BACKLOG:
                 items.append(wire(contract.Reading(COMMUNE, st_.id, START_MS + seq * STEP_MS, seq,
-                                                   {m: 1.0 for m in st_.metrics[:2]})))
+                                                   {m: 5.0 + (seq % 7) / 10 for m in st_.metrics[:2]})))
     publish_all(stack.mqtt_url, items)
 
     async def second_run() -> None:
@@ -270,6 +270,13 @@ def counted(self, reading):
     log.write(f"{reading.station} {reading.seq}\\n")
     return feed(self, reading)
 engine.Engine.feed = counted
+# Fault injection: acknowledgements lag evaluation by 0.3 s (a congested link, a busy network
+# thread), so the kill always finds readings evaluated and recorded but not yet acknowledged.
+from alerts import service
+ack = service.AlertService._ack
+def late_ack(self, delivery):
+    self.loop.call_later(0.3, ack, self, delivery)
+service.AlertService._ack = late_ack
 from app.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -322,7 +329,8 @@ class AlertsChild:
 @pytest.mark.integration
 def test_sigkill_with_messages_in_flight_duplicates_no_transition(stack, tmp_path):
     """Readings of three ponds with hot spells queue while the service is down; it is started,
-    SIGKILLed part-way (messages evaluated, acknowledged, in flight), and started again. Every
+    SIGKILLed part-way (messages evaluated and acknowledged, evaluated but not yet acknowledged —
+    acknowledgements are made to lag by 0.3 s — and in flight), and started again. Every
     reading is evaluated at least once, and each hot spell is exactly one alert with one firing and
     one resolved event at the spell's true end — redelivered readings change nothing."""
     per_station = 6 * SPELL + 50  # three spells each, the last one still hot
