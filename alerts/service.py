@@ -81,6 +81,7 @@ class AlertService:
         self.acked = 0
         self.evaluation_errors = 0  # messages whose evaluation raised (a bug): logged, acknowledged
         self.store_retries = 0  # SQLite failures while persisting transitions (retried, not acked meanwhile)
+        self._unrecorded_ticks: list[Transition] = []
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -276,7 +277,12 @@ class AlertService:
         while True:
             try:
                 now = now_ms()
-                self.process(self.engine.tick(now))
+                # clock-driven transitions (silence, gateway offline, daily AQI) are produced once:
+                # kept until recorded, so a failing store delays them instead of losing them
+                self._unrecorded_ticks.extend(self.engine.tick(now))
+                while self._unrecorded_ticks:
+                    self.process(self._unrecorded_ticks[:1])
+                    del self._unrecorded_ticks[0]
                 for alert, kind in self.store.due(now, self.config.renotify_s, self.config.escalate_after_s):
                     self.store.enqueue(alert["id"], kind, self.reminder_targets(alert, kind), now)
                 self.last_tick_ms = now

@@ -374,3 +374,43 @@ def test_sigkill_with_messages_in_flight_duplicates_no_transition(stack, tmp_pat
             assert_one_alert_per_spell(store, station, per_station)
     finally:
         store.close()
+
+
+# ---------------------------------------------------------------------- the state file fails
+@pytest.mark.integration
+def test_reading_stays_unacknowledged_while_its_transition_cannot_be_recorded(stack, tmp_path):
+    """SQLite refuses the firing transition three times ("database or disk is full", injected):
+    the reading that caused it is not acknowledged meanwhile (retried with backoff), then the alert
+    is recorded once and every reading is acknowledged."""
+    import sqlite3
+    sites = ponds_only()
+    station = PONDS[0]
+    n = SPELL + 100  # the hot spell starts at SPELL and fires 90 readings later
+
+    async def scenario() -> None:
+        svc = AlertService(load_settings(env=stack.env()), config(), sites, RULES, tmp_path / "a.sqlite",
+                           client_id="alerts-disk-full")
+        apply = svc.store.apply
+        acked_while_failing: list[int] = []
+
+        def failing_apply(tr, *args, **kw):
+            if len(acked_while_failing) < 3:
+                acked_while_failing.append(svc.acked)
+                raise sqlite3.OperationalError("database or disk is full")
+            return apply(tr, *args, **kw)
+        svc.store.apply = failing_apply
+        await svc.start()
+        try:
+            await asyncio.wait_for(svc.connected.wait(), 15)
+            await publish(stack.mqtt_url, [wire(pond_reading(station, s)) for s in range(n)])
+            await wait_for(lambda: svc.acked == n, 30, "every reading acknowledged after the store recovered")
+            assert svc.store_retries == 3
+            firing_at = acked_while_failing[0]
+            assert acked_while_failing == [firing_at] * 3, "a reading was acknowledged while its alert was not recorded"
+            assert SPELL <= firing_at < n
+            alerts = svc.store.history()
+            assert [(a["rule"], a["state"]) for a in alerts] == [("pond-temp-high", "firing")]
+            assert svc.evaluated == n and svc.evaluation_errors == 0
+        finally:
+            await svc.stop()
+    asyncio.run(scenario())
