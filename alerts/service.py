@@ -40,6 +40,7 @@ from rules.engine import Engine, Transition
 from rules.rulepack import RuleSet
 from villagewatch import contract
 from villagewatch.config import Settings
+from villagewatch.signin import AuthStore, auth_db_path
 from villagewatch.sites import Site
 
 log = logging.getLogger("villagewatch.alerts")
@@ -90,7 +91,9 @@ class AlertService:
         self._had_session = self.store.get_meta(META_SESSION) == "1"
         await self.warm_up()
         self._start_mqtt()
-        app = create_app(self.store, self.config, self.sites, on_change=self.publish_alert)
+        # accounts and sessions shared with the portal: <data_dir>/auth.sqlite, as the portal opens it
+        app = create_app(self.store, self.config, self.sites, on_change=self.publish_alert,
+                         auth=AuthStore(auth_db_path(self.settings.data_dir)))
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/metrics", self._metrics)
         self.runner = aioweb.AppRunner(app)

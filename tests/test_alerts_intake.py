@@ -139,6 +139,11 @@ def wire(r: contract.Reading) -> tuple[bytes, bytes]:
     return r.topic.encode(), r.to_payload()
 
 
+def settings_in(stack, tmp: Path):
+    """The stack's settings with the service's data folder (shared sign-in store) in the test's tmp."""
+    return load_settings(env={**stack.env(), "VW_DATA_DIR": str(tmp)})
+
+
 def config(**kw) -> AlertsConfig:
     return AlertsConfig(http_port=free_port(), secret=b"k" * 32, **kw)
 
@@ -182,7 +187,7 @@ def test_backlog_queued_while_down_is_evaluated_exactly_once(stack, tmp_path):
     thread waits at the bound: backpressure, nothing dropped)."""
     sites = site()
     stations = [s for s in sites[COMMUNE].stations.values()]
-    settings_ = load_settings(env=stack.env())
+    settings_ = settings_in(stack, tmp_path)
     db = tmp_path / "alerts.sqlite"
     window = 300
 
@@ -234,7 +239,7 @@ def test_lost_session_is_noticed_counted_and_resubscribed(stack, tmp_path):
     station = PONDS[0]
 
     async def scenario() -> None:
-        svc = AlertService(load_settings(env=stack.env()), cfg, sites, RULES, tmp_path / "a.sqlite",
+        svc = AlertService(settings_in(stack, tmp_path), cfg, sites, RULES, tmp_path / "a.sqlite",
                            client_id="alerts-session")
         counting = Counting(svc)
         await svc.start()
@@ -288,7 +293,8 @@ class AlertsChild:
     def __init__(self, stack, tmp: Path, alerts_yaml: Path, http_port: int):
         self.tmp, self.http_port = tmp, http_port
         self.eval_log = tmp / "evaluated.txt"
-        self.env = {**os.environ, **stack.env(), "VW_SITES": str(tmp / "sites"), "TEST_EVAL_LOG": str(self.eval_log)}
+        self.env = {**os.environ, **stack.env(), "VW_SITES": str(tmp / "sites"), "VW_DATA_DIR": str(tmp),
+                    "TEST_EVAL_LOG": str(self.eval_log)}
         self.argv = [sys.executable, "-c", CHILD, "alerts", "--alerts-config", str(alerts_yaml),
                      "--state-db", str(tmp / "alerts.sqlite"), "--client-id", "alerts-kill"]
         self.proc: subprocess.Popen | None = None
@@ -388,7 +394,7 @@ def test_reading_stays_unacknowledged_while_its_transition_cannot_be_recorded(st
     n = SPELL + 100  # the hot spell starts at SPELL and fires 90 readings later
 
     async def scenario() -> None:
-        svc = AlertService(load_settings(env=stack.env()), config(), sites, RULES, tmp_path / "a.sqlite",
+        svc = AlertService(settings_in(stack, tmp_path), config(), sites, RULES, tmp_path / "a.sqlite",
                            client_id="alerts-disk-full")
         apply = svc.store.apply
         acked_while_failing: list[int] = []
