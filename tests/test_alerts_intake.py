@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -117,6 +118,47 @@ def test_store_is_idempotent_for_redelivered_readings(tmp_path_factory, data):
             store.apply(tr)
     assert_one_alert_per_spell(store, station, n)
     store.close()
+
+
+# ---------------------------------------------------------------------- the intake's bound, no broker
+def test_intake_blocks_the_network_thread_at_its_bound_and_never_drops():
+    """``put`` (paho's thread) waits while ``capacity`` messages are held — waiting or being
+    evaluated — and goes on once the consumer finishes them; the consumer is woken once per batch;
+    ``close`` releases a waiting thread without taking its message."""
+    from alerts.intake import Delivery, Intake
+
+    async def scenario() -> None:
+        intake = Intake(asyncio.get_running_loop(), capacity=3)
+        wakes = []
+        wake_set = intake._wake.set
+        intake._wake.set = lambda: (wakes.append(1), wake_set())
+        results: list[bool] = []
+
+        def network_thread(first: int, count: int) -> None:
+            for i in range(first, first + count):
+                results.append(intake.put(Delivery("t", b"", i, 1, 1)))
+
+        worker = threading.Thread(target=network_thread, args=(1, 5))
+        worker.start()
+        await wait_for(lambda: intake.waits == 1, 10, "the network thread to wait for room")
+        assert intake.depth == 3 and worker.is_alive() and results == [True] * 3
+        batch = await intake.take()
+        assert [d.mid for d in batch] == [1, 2, 3]
+        assert worker.is_alive() and intake.depth == 3, "taken but unfinished messages still count"
+        intake.done(3)
+        await wait_for(lambda: not worker.is_alive(), 10, "the network thread to go on")
+        assert [d.mid for d in await intake.take()] == [4, 5]
+        assert len(wakes) == 2, wakes  # one wake-up per batch, not per message
+        intake.done(2)
+        blocked = threading.Thread(target=network_thread, args=(6, 4))
+        blocked.start()
+        await wait_for(lambda: intake.waits == 2, 10, "the thread to wait again")
+        intake.close()
+        await wait_for(lambda: not blocked.is_alive(), 10, "close to release the waiting thread")
+        assert results == [True] * 5 + [True] * 3 + [False]
+        assert intake.depth == 3
+
+    asyncio.run(scenario())
 
 
 # ---------------------------------------------------------------------- helpers for the service
