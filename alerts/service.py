@@ -51,6 +51,8 @@ EVALUATION_CHUNK = 500
 # The store's meta flag: this state file has had a broker session (a later connect without one
 # means the session — and any queue it held — was lost, even across a restart of this service).
 META_SESSION = "mqtt_session_established"
+# The store's meta row: id of the last event whose InfluxDB point was written.
+META_POINTS = "influx_points_written_upto_event"
 
 
 def now_ms() -> int:
@@ -90,6 +92,7 @@ class AlertService:
         self.intake = Intake(self.loop, self.config.intake_window)
         self._had_session = self.store.get_meta(META_SESSION) == "1"
         await self.warm_up()
+        self.rewrite_unwritten_points()
         self._start_mqtt()
         # accounts and sessions shared with the portal: <data_dir>/auth.sqlite, as the portal opens it
         app = create_app(self.store, self.config, self.sites, on_change=self.publish_alert,
@@ -379,13 +382,36 @@ class AlertService:
         if self.mqtt is not None:
             self.mqtt.publish(contract.alerts_topic(alert["commune"], alert["station"]),
                               contract.encode_json(body), qos=1)
+        self._queue_point(alert, state, int(ts))
+
+    def _queue_point(self, alert: dict[str, Any], state: str, ts_ms: int) -> None:
         if len(self.influx_lines) == self.influx_lines.maxlen:
             log.warning("InfluxDB unreachable for long: oldest alert point dropped (still in SQLite)")
+        note = alert["ack_note"] if state == "acknowledged" else alert["resolve_note"] if state == "resolved" else None
         self.influx_lines.append(alert_line(
             commune=alert["commune"], station=alert["station"], rule=alert["rule"], severity=alert["severity"],
-            state=state, ts_ms=int(ts), value=alert["value"], limit=alert["limit"], metric=alert["metric"] or "",
+            state=state, ts_ms=ts_ms, value=alert["value"], limit=alert["limit"], metric=alert["metric"] or "",
             message_vi=alert["message_vi"], message_en=alert["message_en"], regulation=alert["regulation"],
-            alert_id=int(alert["id"]), note=body["note"]))
+            alert_id=int(alert["id"]), note=note))
+
+    def rewrite_unwritten_points(self) -> int:
+        """Queue again the InfluxDB points of state changes recorded after the last successful write.
+
+        A crash between the SQLite commit of a transition and the InfluxDB write (batched every
+        0.2 s) would otherwise lose its Grafana annotation. The store keeps the id of the last
+        event whose point reached InfluxDB; writing a point twice changes nothing (same series and
+        timestamp: InfluxDB overwrites)."""
+        mark = self.store.get_meta(META_POINTS)
+        if mark is None:  # a state file from before this mark: start counting now
+            self.store.set_meta(META_POINTS, str(self.store.last_event_id()))
+            return 0
+        n = 0
+        for event, alert in self.store.events_after(int(mark), limit=self.influx_lines.maxlen):
+            self._queue_point(alert, event["state"], int(event["ts_ms"]))
+            n += 1
+        if n:
+            log.info("alerts: %d alert point(s) not confirmed written before the last stop, queued again", n)
+        return n
 
     # ------------------------------------------------------------------ InfluxDB
     def _influx_params(self) -> dict[str, str]:
@@ -398,6 +424,9 @@ class AlertService:
         if not self.influx_lines:
             return True
         batch = list(self.influx_lines)
+        # every event committed so far has its line in this batch or an earlier one (transitions
+        # are committed and queued in one step of the event loop)
+        upto = self.store.last_event_id()
         url = f"{self.settings.influx_url}/write?{urllib.parse.urlencode(self._influx_params())}"
         try:
             async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s, \
@@ -409,6 +438,7 @@ class AlertService:
             return False
         for _ in batch:
             self.influx_lines.popleft()
+        self.store.set_meta(META_POINTS, str(upto))
         return True
 
     async def _influx_writer(self) -> None:

@@ -420,8 +420,18 @@ def test_sigkill_with_messages_in_flight_duplicates_no_transition(stack, tmp_pat
     try:
         for station in PONDS:
             assert_one_alert_per_spell(store, station, per_station)
+        # every recorded state change is a Grafana annotation, also one committed just before the kill
+        expected = set()
+        for a in store.history(limit=100_000):
+            if a["rule"] == "pond-temp-high":
+                expected.add((a["station"], a["fired_ms"], "firing"))
+                if a["resolved_ms"] is not None:
+                    expected.add((a["station"], a["resolved_ms"], "resolved"))
     finally:
         store.close()
+    rows = stack.query_values(f'SELECT "state", "station" FROM {contract.MEASUREMENT_ALERTS} '
+                              f"WHERE \"rule\" = 'pond-temp-high'")
+    assert {(r[2], int(r[0]), r[1]) for r in rows} == expected
 
 
 # ---------------------------------------------------------------------- the state file fails
