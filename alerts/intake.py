@@ -108,3 +108,4 @@ class Intake:
         with self._cond:
             oldest = self._taken[0] if self._taken else self._items[0] if self._items else None
         return time.monotonic() - oldest.received if oldest is not None else 0.0
+

@@ -3,8 +3,8 @@ ingestion). It subscribes to the same topics as ingest, feeds the pure engine, r
 SQLite, publishes each on ``vw/v1/{commune}/_alerts/{station}``, writes it to the InfluxDB
 measurement ``alerts`` (Grafana annotations), queues notifications, and serves the inspector page.
 
-Intake (docs/alerts.md "Intake"): a persistent MQTT v5 session (clean start off, session never
-expires) with manual acknowledgement. A QoS 1 message is acknowledged only after its reading has
+Intake (docs/alerts.md "Intake"): a persistent MQTT session (clean session off) with manual
+acknowledgement. A QoS 1 message is acknowledged only after its reading has
 been evaluated and the resulting transitions committed to SQLite; a crash before that leaves it
 with the broker, which delivers it again (the store is idempotent for redelivered readings). The
 intake is bounded by backpressure, never by dropping: at most ``intake_window`` messages are held
@@ -27,9 +27,6 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from aiohttp import web as aioweb
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
-from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from alerts.intake import Delivery, Intake
 from alerts.notify import Dispatcher
@@ -42,18 +39,20 @@ from rules.rulepack import RuleSet
 from villagewatch import contract, storage
 from villagewatch.config import Settings
 from villagewatch.influx import InfluxClient, InfluxTarget
-from villagewatch.mqtt import MQTT_V5, MqttOptions, paho_client
+from villagewatch.mqtt import MQTT_V311, MqttOptions, paho_client
+from villagewatch.signin import AuthStore, auth_db_path
 from villagewatch.sites import Site
 
 log = logging.getLogger("villagewatch.alerts")
 
 DEFAULT_CLIENT_ID = "villagewatch-alerts"
-SESSION_NEVER_EXPIRES = 0xFFFFFFFF
 # Readings evaluated between two yields to the event loop (inspector page, ticker, notifications).
 EVALUATION_CHUNK = 500
 # The store's meta flag: this state file has had a broker session (a later connect without one
 # means the session — and any queue it held — was lost, even across a restart of this service).
 META_SESSION = "mqtt_session_established"
+# The store's meta row: id of the last event whose InfluxDB point was written.
+META_POINTS = "influx_points_written_upto_event"
 
 
 def now_ms() -> int:
@@ -86,6 +85,7 @@ class AlertService:
         self.acked = 0
         self.evaluation_errors = 0  # messages whose evaluation raised (a bug): logged, acknowledged
         self.store_retries = 0  # SQLite failures while persisting transitions (retried, not acked meanwhile)
+        self._unrecorded_ticks: list[Transition] = []
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
@@ -95,8 +95,11 @@ class AlertService:
         await self.influx.start()
         try:
             await self.warm_up()
+            self.rewrite_unwritten_points()
             self._start_mqtt()
-            app = create_app(self.store, self.config, self.sites, on_change=self.publish_alert)
+            # accounts and sessions shared with the portal: <data_dir>/auth.sqlite, as the portal opens it
+            app = create_app(self.store, self.config, self.sites, on_change=self.publish_alert,
+                             auth=AuthStore(auth_db_path(self.settings.data_dir)))
             app.router.add_get("/healthz", self._healthz)
             app.router.add_get("/metrics", self._metrics)
             self.runner = aioweb.AppRunner(app)
@@ -131,19 +134,21 @@ class AlertService:
 
     # ------------------------------------------------------------------ MQTT
     def _start_mqtt(self) -> None:
+        # MQTT 3.1.1 on purpose: paho parses MQTT v5 properties on every PUBLISH, which made the
+        # intake ~4x slower here (docs/performance.md "Alerts"); 3.1.1 has all we need — a
+        # persistent session (clean session off; kept by the broker up to its
+        # persistent_client_expiration) and the session-present flag. Its missing Receive
+        # Maximum is no loss: the waiting network thread is what bounds us (alerts/intake.py).
         opts = MqttOptions.from_settings(self.settings, self.client_id)  # CA, client certificate, auth
         url = opts.broker
-        c = paho_client(opts, protocol=MQTT_V5, manual_ack=True)
+        c = paho_client(opts, protocol=MQTT_V311, clean_session=False, manual_ack=True)
         c.reconnect_delay_set(1, 10)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_pre_connect = self._on_pre_connect
         c.on_subscribe = self._on_subscribe
         c.on_message = self._on_message
-        props = Properties(PacketTypes.CONNECT)
-        props.SessionExpiryInterval = SESSION_NEVER_EXPIRES  # the broker keeps our queue while we are down
-        props.ReceiveMaximum = min(self.config.intake_window, 65535)
-        c.connect_async(url.host, url.port, keepalive=30, clean_start=False, properties=props)
+        c.connect_async(url.host, url.port, keepalive=30)
         c.loop_start()
         self.mqtt = c
 
@@ -175,11 +180,10 @@ class AlertService:
             else:
                 log.info("no broker session yet for %s: creating it", self.client_id)
         # Subscribe on every connect, even with a session present: cheap, and a session created by
-        # someone else with our id holds no subscriptions. retain_handling 1: retained status
-        # messages only when the subscription is new.
-        opts = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
-        client.subscribe([(contract.TELEMETRY_SUBSCRIPTION, opts), (contract.STATION_STATUS_SUBSCRIPTION, opts),
-                          (contract.GATEWAY_STATUS_SUBSCRIPTION, opts)])
+        # someone else with our id holds no subscriptions. (The broker then sends retained gateway
+        # statuses again: each is that gateway's current state, so feeding it again is harmless.)
+        client.subscribe([(contract.TELEMETRY_SUBSCRIPTION, 1), (contract.STATION_STATUS_SUBSCRIPTION, 1),
+                          (contract.GATEWAY_STATUS_SUBSCRIPTION, 1)])
 
     def _on_subscribe(self, client, userdata, mid, reason_codes, properties=None) -> None:
         if any(rc.is_failure for rc in reason_codes):
@@ -281,7 +285,12 @@ class AlertService:
         while True:
             try:
                 now = now_ms()
-                self.process(self.engine.tick(now))
+                # clock-driven transitions (silence, gateway offline, daily AQI) are produced once:
+                # kept until recorded, so a failing store delays them instead of losing them
+                self._unrecorded_ticks.extend(self.engine.tick(now))
+                while self._unrecorded_ticks:
+                    self.process(self._unrecorded_ticks[:1])
+                    del self._unrecorded_ticks[0]
                 for alert, kind in self.store.due(now, self.config.renotify_s, self.config.escalate_after_s):
                     self.store.enqueue(alert["id"], kind, self.reminder_targets(alert, kind), now)
                 self.last_tick_ms = now
@@ -375,19 +384,45 @@ class AlertService:
         if self.mqtt is not None:
             self.mqtt.publish(contract.alerts_topic(alert["commune"], alert["station"]),
                               contract.encode_json(body), qos=1)
+        self._queue_point(alert, state, int(ts))
+
+    def _queue_point(self, alert: dict[str, Any], state: str, ts_ms: int) -> None:
         if len(self.influx_lines) == self.influx_lines.maxlen:
             log.warning("InfluxDB unreachable for long: oldest alert point dropped (still in SQLite)")
+        note = alert["ack_note"] if state == "acknowledged" else alert["resolve_note"] if state == "resolved" else None
         self.influx_lines.append(alert_line(
             commune=alert["commune"], station=alert["station"], rule=alert["rule"], severity=alert["severity"],
-            state=state, ts_ms=int(ts), value=alert["value"], limit=alert["limit"], metric=alert["metric"] or "",
+            state=state, ts_ms=ts_ms, value=alert["value"], limit=alert["limit"], metric=alert["metric"] or "",
             message_vi=alert["message_vi"], message_en=alert["message_en"], regulation=alert["regulation"],
-            alert_id=int(alert["id"]), note=body["note"]))
+            alert_id=int(alert["id"]), note=note))
+
+    def rewrite_unwritten_points(self) -> int:
+        """Queue again the InfluxDB points of state changes recorded after the last successful write.
+
+        A crash between the SQLite commit of a transition and the InfluxDB write (batched every
+        0.2 s) would otherwise lose its Grafana annotation. The store keeps the id of the last
+        event whose point reached InfluxDB; writing a point twice changes nothing (same series and
+        timestamp: InfluxDB overwrites)."""
+        mark = self.store.get_meta(META_POINTS)
+        if mark is None:  # a state file from before this mark: start counting now
+            self.store.set_meta(META_POINTS, str(self.store.last_event_id()))
+            return 0
+        n = 0
+        for event, alert in self.store.events_after(int(mark), limit=self.influx_lines.maxlen):
+            self._queue_point(alert, event["state"], int(event["ts_ms"]))
+            n += 1
+        if n:
+            log.info("alerts: %d alert point(s) not confirmed written before the last stop, queued again", n)
+        return n
 
     # ------------------------------------------------------------------ InfluxDB
     async def _flush_influx(self) -> bool:
         if not self.influx_lines:
             return True
         batch = list(self.influx_lines)
+        # every event committed so far has its line in this batch or an earlier one (transitions
+        # are committed and queued in one step of the event loop)
+        upto = self.store.last_event_id()
         try:
             await self.influx.write("\n".join(batch).encode())
         except Exception as exc:  # noqa: BLE001 - kept and retried
@@ -395,6 +430,7 @@ class AlertService:
             return False
         for _ in batch:
             self.influx_lines.popleft()
+        self.store.set_meta(META_POINTS, str(upto))
         return True
 
     async def _influx_writer(self) -> None:

@@ -225,6 +225,20 @@ class AlertStore:
         return [dict(r) for r in self.db.execute(q + " ORDER BY id", args).fetchall()]
 
     # ------------------------------------------------------------------ queries
+    def last_event_id(self) -> int:
+        row = self.db.execute("SELECT max(id) AS m FROM events").fetchone()
+        return int(row["m"] or 0)
+
+    def events_after(self, event_id: int, limit: int = 30_000) -> list[tuple[dict, dict]]:
+        """(event, its alert) for every event with a larger id, oldest first."""
+        rows = self.db.execute("SELECT * FROM events WHERE id>? ORDER BY id LIMIT ?", (event_id, limit)).fetchall()
+        out = []
+        for r in rows:
+            alert = self.get(r["alert_id"])
+            if alert is not None:
+                out.append((dict(r), alert))
+        return out
+
     def get(self, alert_id: int) -> dict | None:
         row = self.db.execute("SELECT * FROM alerts WHERE id=?", (alert_id,)).fetchone()
         return dict(row) if row else None

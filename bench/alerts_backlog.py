@@ -138,7 +138,7 @@ def main() -> int:
         svc = prov.provision_service(ws, "alerts")
         wait_until(lambda: try_connect(broker.plain_port, svc.device.id, svc.password).connected, 10,
                    "accounts accepted")
-        env = {**os.environ, **stack.env(), "VW_SITES": str(REPO / "sites"),
+        env = {**os.environ, **stack.env(), "VW_SITES": str(REPO / "sites"), "VW_DATA_DIR": str(work),
                "VW_MQTT_URL": f"mqtt://{svc.device.id}:{svc.password}@127.0.0.1:{broker.plain_port}"}
         alerts = Alerts(env, work, args.window)
         alerts.start()

@@ -86,10 +86,12 @@ def test_renotify_escalation_and_acknowledgement_in_the_running_service(stack, t
     async def acknowledge(base: str, alert_id: int, note: str) -> int:
         """Log in and acknowledge on the inspector page, as an inspector would; returns the time."""
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            async with s.get(f"{base}/login") as resp:  # the login form carries its CSRF token
+                login_token = re.search(r'name="csrf" value="([^"]+)"', await resp.text()).group(1)
             async with s.post(f"{base}/login", data={"username": "thanh", "password": "mat-khau-thanh",
-                                                     "next": f"/alert/{alert_id}"}) as resp:
+                                                     "next": f"/alert/{alert_id}", "csrf": login_token}) as resp:
                 page = await resp.text()
-            token = re.search(rf'action="/alert/{alert_id}/ack"[^>]*><input type="hidden" name="csrf" value="(\w+)"',
+            token = re.search(rf'action="/alert/{alert_id}/ack"[^>]*><input type="hidden" name="csrf" value="([^"]+)"',
                               page).group(1)
             ack_ms = int(time.time() * 1000)
             async with s.post(f"{base}/alert/{alert_id}/ack", data={"csrf": token, "note": note}) as resp:
@@ -114,7 +116,7 @@ def test_renotify_escalation_and_acknowledgement_in_the_running_service(stack, t
                      "escalate_to": ["pho-chu-tich"]}],
             users={"thanh": {"username": "thanh", "name": "Nguyễn Văn Thành",
                              "password_hash": hash_password("mat-khau-thanh"), "communes": ["*"]}})
-        svc = AlertService(load_settings(env=stack.env()), config, sites, load_rule_packs(),
+        svc = AlertService(load_settings(env={**stack.env(), "VW_DATA_DIR": str(tmp_path)}), config, sites, load_rule_packs(),
                            tmp_path / "alerts.sqlite", client_id="alerts-escalation-test")
         await svc.start()
         try:

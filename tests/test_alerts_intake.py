@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -119,6 +120,47 @@ def test_store_is_idempotent_for_redelivered_readings(tmp_path_factory, data):
     store.close()
 
 
+# ---------------------------------------------------------------------- the intake's bound, no broker
+def test_intake_blocks_the_network_thread_at_its_bound_and_never_drops():
+    """``put`` (paho's thread) waits while ``capacity`` messages are held — waiting or being
+    evaluated — and goes on once the consumer finishes them; the consumer is woken once per batch;
+    ``close`` releases a waiting thread without taking its message."""
+    from alerts.intake import Delivery, Intake
+
+    async def scenario() -> None:
+        intake = Intake(asyncio.get_running_loop(), capacity=3)
+        wakes = []
+        wake_set = intake._wake.set
+        intake._wake.set = lambda: (wakes.append(1), wake_set())
+        results: list[bool] = []
+
+        def network_thread(first: int, count: int) -> None:
+            for i in range(first, first + count):
+                results.append(intake.put(Delivery("t", b"", i, 1, 1)))
+
+        worker = threading.Thread(target=network_thread, args=(1, 5))
+        worker.start()
+        await wait_for(lambda: intake.waits == 1, 10, "the network thread to wait for room")
+        assert intake.depth == 3 and worker.is_alive() and results == [True] * 3
+        batch = await intake.take()
+        assert [d.mid for d in batch] == [1, 2, 3]
+        assert worker.is_alive() and intake.depth == 3, "taken but unfinished messages still count"
+        intake.done(3)
+        await wait_for(lambda: not worker.is_alive(), 10, "the network thread to go on")
+        assert [d.mid for d in await intake.take()] == [4, 5]
+        assert len(wakes) == 2, wakes  # one wake-up per batch, not per message
+        intake.done(2)
+        blocked = threading.Thread(target=network_thread, args=(6, 4))
+        blocked.start()
+        await wait_for(lambda: intake.waits == 2, 10, "the thread to wait again")
+        intake.close()
+        await wait_for(lambda: not blocked.is_alive(), 10, "close to release the waiting thread")
+        assert results == [True] * 5 + [True] * 3 + [False]
+        assert intake.depth == 3
+
+    asyncio.run(scenario())
+
+
 # ---------------------------------------------------------------------- helpers for the service
 async def publish(url: str, payloads: list[tuple[bytes, bytes]]) -> None:
     """QoS 1 through one connection (order kept), every message acknowledged by the broker."""
@@ -137,6 +179,11 @@ def publish_all(url: str, payloads: list[tuple[bytes, bytes]]) -> None:
 
 def wire(r: contract.Reading) -> tuple[bytes, bytes]:
     return r.topic.encode(), r.to_payload()
+
+
+def settings_in(stack, tmp: Path):
+    """The stack's settings with the service's data folder (shared sign-in store) in the test's tmp."""
+    return load_settings(env={**stack.env(), "VW_DATA_DIR": str(tmp)})
 
 
 def config(**kw) -> AlertsConfig:
@@ -182,7 +229,7 @@ def test_backlog_queued_while_down_is_evaluated_exactly_once(stack, tmp_path):
     thread waits at the bound: backpressure, nothing dropped)."""
     sites = site()
     stations = [s for s in sites[COMMUNE].stations.values()]
-    settings_ = load_settings(env=stack.env())
+    settings_ = settings_in(stack, tmp_path)
     db = tmp_path / "alerts.sqlite"
     window = 300
 
@@ -198,7 +245,7 @@ def test_backlog_queued_while_down_is_evaluated_exactly_once(stack, tmp_path):
         for st_ in stations:
             if len(items) < BACKLOG:
                 items.append(wire(contract.Reading(COMMUNE, st_.id, START_MS + seq * STEP_MS, seq,
-                                                   {m: 1.0 for m in st_.metrics[:2]})))
+                                                   {m: 5.0 + (seq % 7) / 10 for m in st_.metrics[:2]})))
     publish_all(stack.mqtt_url, items)
 
     async def second_run() -> None:
@@ -234,7 +281,7 @@ def test_lost_session_is_noticed_counted_and_resubscribed(stack, tmp_path):
     station = PONDS[0]
 
     async def scenario() -> None:
-        svc = AlertService(load_settings(env=stack.env()), cfg, sites, RULES, tmp_path / "a.sqlite",
+        svc = AlertService(settings_in(stack, tmp_path), cfg, sites, RULES, tmp_path / "a.sqlite",
                            client_id="alerts-session")
         counting = Counting(svc)
         await svc.start()
@@ -270,6 +317,13 @@ def counted(self, reading):
     log.write(f"{reading.station} {reading.seq}\\n")
     return feed(self, reading)
 engine.Engine.feed = counted
+# Fault injection: acknowledgements lag evaluation by 0.3 s (a congested link, a busy network
+# thread), so the kill always finds readings evaluated and recorded but not yet acknowledged.
+from alerts import service
+ack = service.AlertService._ack
+def late_ack(self, delivery):
+    self.loop.call_later(0.3, ack, self, delivery)
+service.AlertService._ack = late_ack
 from app.cli import main
 sys.exit(main(sys.argv[1:]))
 """
@@ -281,7 +335,8 @@ class AlertsChild:
     def __init__(self, stack, tmp: Path, alerts_yaml: Path, http_port: int):
         self.tmp, self.http_port = tmp, http_port
         self.eval_log = tmp / "evaluated.txt"
-        self.env = {**os.environ, **stack.env(), "VW_SITES": str(tmp / "sites"), "TEST_EVAL_LOG": str(self.eval_log)}
+        self.env = {**os.environ, **stack.env(), "VW_SITES": str(tmp / "sites"), "VW_DATA_DIR": str(tmp),
+                    "TEST_EVAL_LOG": str(self.eval_log)}
         self.argv = [sys.executable, "-c", CHILD, "alerts", "--alerts-config", str(alerts_yaml),
                      "--state-db", str(tmp / "alerts.sqlite"), "--client-id", "alerts-kill"]
         self.proc: subprocess.Popen | None = None
@@ -322,7 +377,8 @@ class AlertsChild:
 @pytest.mark.integration
 def test_sigkill_with_messages_in_flight_duplicates_no_transition(stack, tmp_path):
     """Readings of three ponds with hot spells queue while the service is down; it is started,
-    SIGKILLed part-way (messages evaluated, acknowledged, in flight), and started again. Every
+    SIGKILLed part-way (messages evaluated and acknowledged, evaluated but not yet acknowledged —
+    acknowledgements are made to lag by 0.3 s — and in flight), and started again. Every
     reading is evaluated at least once, and each hot spell is exactly one alert with one firing and
     one resolved event at the spell's true end — redelivered readings change nothing."""
     per_station = 6 * SPELL + 50  # three spells each, the last one still hot
@@ -364,5 +420,55 @@ def test_sigkill_with_messages_in_flight_duplicates_no_transition(stack, tmp_pat
     try:
         for station in PONDS:
             assert_one_alert_per_spell(store, station, per_station)
+        # every recorded state change is a Grafana annotation, also one committed just before the kill
+        expected = set()
+        for a in store.history(limit=100_000):
+            if a["rule"] == "pond-temp-high":
+                expected.add((a["station"], a["fired_ms"], "firing"))
+                if a["resolved_ms"] is not None:
+                    expected.add((a["station"], a["resolved_ms"], "resolved"))
     finally:
         store.close()
+    rows = stack.query_values(f'SELECT "state", "station" FROM {contract.MEASUREMENT_ALERTS} '
+                              f"WHERE \"rule\" = 'pond-temp-high'")
+    assert {(r[2], int(r[0]), r[1]) for r in rows} == expected
+
+
+# ---------------------------------------------------------------------- the state file fails
+@pytest.mark.integration
+def test_reading_stays_unacknowledged_while_its_transition_cannot_be_recorded(stack, tmp_path):
+    """SQLite refuses the firing transition three times ("database or disk is full", injected):
+    the reading that caused it is not acknowledged meanwhile (retried with backoff), then the alert
+    is recorded once and every reading is acknowledged."""
+    import sqlite3
+    sites = ponds_only()
+    station = PONDS[0]
+    n = SPELL + 100  # the hot spell starts at SPELL and fires 90 readings later
+
+    async def scenario() -> None:
+        svc = AlertService(settings_in(stack, tmp_path), config(), sites, RULES, tmp_path / "a.sqlite",
+                           client_id="alerts-disk-full")
+        apply = svc.store.apply
+        acked_while_failing: list[int] = []
+
+        def failing_apply(tr, *args, **kw):
+            if len(acked_while_failing) < 3:
+                acked_while_failing.append(svc.acked)
+                raise sqlite3.OperationalError("database or disk is full")
+            return apply(tr, *args, **kw)
+        svc.store.apply = failing_apply
+        await svc.start()
+        try:
+            await asyncio.wait_for(svc.connected.wait(), 15)
+            await publish(stack.mqtt_url, [wire(pond_reading(station, s)) for s in range(n)])
+            await wait_for(lambda: svc.acked == n, 30, "every reading acknowledged after the store recovered")
+            assert svc.store_retries == 3
+            firing_at = acked_while_failing[0]
+            assert acked_while_failing == [firing_at] * 3, "a reading was acknowledged while its alert was not recorded"
+            assert SPELL <= firing_at < n
+            alerts = svc.store.history()
+            assert [(a["rule"], a["state"]) for a in alerts] == [("pond-temp-high", "firing")]
+            assert svc.evaluated == n and svc.evaluation_errors == 0
+        finally:
+            await svc.stop()
+    asyncio.run(scenario())

@@ -53,7 +53,7 @@ def test_alerts_own_account_survives_a_device_reusing_its_client_id(stack, tmp_p
         assert svc_account.device.id == "svc.alerts"
         eventually(lambda: try_connect(broker.plain_port, svc_account.device.id, svc_account.password).connected,
                    10, "provisioned accounts accepted after reload")
-        env = {**stack.env(),
+        env = {**stack.env(), "VW_DATA_DIR": str(tmp_path),
                "VW_MQTT_URL": f"mqtt://{svc_account.device.id}:{svc_account.password}@127.0.0.1:{broker.plain_port}"}
         settings = load_settings(env=env)
         client_id = client_id_for(None, settings.mqtt.username, env={})

@@ -152,7 +152,7 @@ def test_pond_do_alert_end_to_end_with_restart(stack, tmp_path, monkeypatch):
                      "notify": ["broken", "email:thanh@tanthuandong.vn", "hook", "tg:-100200300"],
                      "escalate_to": []}],
             users={"thanh": {"username": "thanh", "password_hash": hash_password("x" * 8), "communes": ["*"]}})
-        settings = load_settings(env=stack.env())
+        settings = load_settings(env={**stack.env(), "VW_DATA_DIR": str(tmp_path)})
         ruleset = load_rule_packs()
         db = tmp_path / "alerts.sqlite"
         svc = AlertService(settings, config, sites, ruleset, db, client_id="alerts-test-1")
