@@ -222,6 +222,8 @@ def lost_positions(stack: LocalStack, fleet: Fleet, first_seq: int, published: i
 
     The fleet publishes round by round in station order, so reading (station i, seq first_seq + r)
     was the (r * stations + i)-th published: a run of positions says *which* readings were lost.
+    Exact to within one publish chunk: the publisher spreads stations over 4 connections (800
+    readings per chunk), so inside a chunk the broker may interleave them differently.
     """
     index = {station: i for i, (_, station) in enumerate(fleet.ids)}
     seen = bytearray(published)
@@ -314,7 +316,7 @@ async def scenario_backlog(stack: LocalStack, consumer: Consumer, fleet: Fleet, 
     return {"published": len(msgs), "acked_by_broker": pub.sent, "publish_s": round(publish_s, 2),
             "landed": n, "lost": len(msgs) - n, "start_to_last_point_s": round(elapsed, 2),
             "drain_rate_per_s": round(n / elapsed) if elapsed and n else 0,
-            "lost_positions_in_queue": runs[:20]}
+            "lost_span": [runs[0][0], runs[-1][1]] if runs else None, "lost_positions_in_queue": runs[:20]}
 
 
 async def scenario_sigkill(stack: LocalStack, consumer: Consumer, fleet: Fleet, probe: Probe, args) -> dict:
@@ -348,7 +350,7 @@ async def scenario_sigkill(stack: LocalStack, consumer: Consumer, fleet: Fleet, 
     return {"published": len(msgs), "acked_by_broker": pub.sent, "rate": args.rate, **killed,
             "landed": n, "lost": len(msgs) - n, "duplicates_written": dups,
             "lost_published_before_kill": before, "lost_published_after_kill": after,
-            "lost_positions": runs[:20],
+            "lost_span": [runs[0][0], runs[-1][1]] if runs else None, "lost_positions": runs[:20],
             "after_publish_to_last_point_s": round(took, 2)}
 
 
