@@ -1,7 +1,7 @@
 """villagewatch's ingest against the flow a pilot would build instead (issue 11 §4) — one run.
 
-    .venv/bin/python bench/peers.py --quick          # ≈ 3 minutes, 10,000 messages per scenario
-    .venv/bin/python bench/peers.py                  # 100,000 messages per scenario (≈ 10 minutes)
+    .venv/bin/python bench/peers.py --quick          # ≈ 2 minutes, 10,000 messages per scenario
+    .venv/bin/python bench/peers.py                  # 100,000 messages per scenario (≈ 6 minutes)
     .venv/bin/python bench/peers.py --messages 50000 --rate 2000 --scenarios sigkill cpu
 
 The peer is Node-RED 4 with the flow of bench/peers/flows.json: ``mqtt in`` (QoS 1, clean session
@@ -93,6 +93,7 @@ class Consumer:
         self.proc: subprocess.Popen | None = None
         self.peak_rss_mb = 0.0
         self.starts = 0
+        self.first_point_s: float | None = None  # set by wait_landed: when the first new point landed
 
     def argv_env(self) -> tuple[list[str], dict[str, str]]:
         raise NotImplementedError
@@ -294,12 +295,15 @@ async def wait_landed(stack: LocalStack, consumer: Consumer, expected: int, sett
     last, last_change = -1, t0
     t_done = t0
     cpu_samples: list[tuple[float, float]] = []
+    consumer.first_point_s = None
     while True:
         consumer.sample()
         n = landed(stack)
         now = time.monotonic()
         cpu_samples.append((now, consumer_cpu(consumer)))
         if n != last:
+            if n > 0 and consumer.first_point_s is None:
+                consumer.first_point_s = round(now - t0, 2)
             last, last_change, t_done = n, now, now
         if n >= expected or now - t0 > max_wait:
             return n, t_done - t0
@@ -333,7 +337,8 @@ async def scenario_backlog(stack: LocalStack, consumer: Consumer, fleet: Fleet, 
     elapsed = took  # wait_landed starts right after the consumer: start → last new point
     runs = lost_positions(stack, fleet, 0, len(msgs))
     return {"published": len(msgs), "acked_by_broker": pub.sent, "publish_s": round(publish_s, 2),
-            "landed": n, "lost": len(msgs) - n, "start_to_last_point_s": round(elapsed, 2),
+            "landed": n, "lost": len(msgs) - n, "start_to_first_point_s": consumer.first_point_s,
+            "start_to_last_point_s": round(elapsed, 2),
             "drain_rate_per_s": round(n / elapsed) if elapsed and n else 0,
             "lost_span": [runs[0][0], runs[-1][1]] if runs else None, "lost_positions_in_queue": runs[:20]}
 
@@ -475,7 +480,7 @@ async def run(args) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="10,000 messages at 1,000/s (≈ 3 minutes)")
+    p.add_argument("--quick", action="store_true", help="10,000 messages at 1,000/s (≈ 2 minutes)")
     p.add_argument("--messages", type=int, help="readings per scenario (100,000; --quick 10,000)")
     p.add_argument("--rate", type=float, help="publish rate of the sigkill and cpu floods, msg/s (2,000; --quick 1,000)")
     p.add_argument("--stations", type=int, default=1000)
