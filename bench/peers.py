@@ -260,7 +260,11 @@ def points_written_ok(stack: LocalStack) -> int:
 
 
 def telemetry_points_total(stack: LocalStack) -> int:
-    """Distinct points of every measurement (the ingest also writes its own status points)."""
+    """Distinct points of every measurement (the ingest may write status points too).
+
+    ``count(*)`` counts per field; the largest is the point count when one field is on every point
+    (telemetry: ``seq``), which holds for what these scenarios write.
+    """
     total = 0
     for (name,) in stack.query_values("SHOW MEASUREMENTS"):
         rows = stack.query_values(f'SELECT count(*) FROM "{name}"')
