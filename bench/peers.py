@@ -9,7 +9,7 @@ off, fixed client id) → ``function`` (parse JSON, build the point) → ``join`
 → ``influxdb batch`` (node-red-contrib-influxdb, InfluxDB 1.x /write). Install it once with
 ``npm ci --prefix bench/peers`` (node_modules is git-ignored; this script says so when it is missing).
 
-Each (scenario, consumer) pair gets a fresh local stack (villagewatch.stack.LocalStack: real
+Each (scenario, consumer) pair gets a fresh local stack (app.stack.LocalStack: real
 Mosquitto + InfluxDB 1.6.7 on free ports in a temp folder), so counts are exact: ``landed`` is the
 number of distinct points (``count(seq)``), ``duplicates`` is InfluxDB's own ``pointsWrittenOK``
 minus distinct points (a redelivered reading overwrites its point, so it is counted here, not there).
@@ -52,10 +52,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from app.stack import LocalStack, free_port, stop_pid  # noqa: E402
+from simulator.loadgen import Fleet, run_load  # noqa: E402
 from villagewatch import contract  # noqa: E402
 from villagewatch.health import read_health  # noqa: E402
-from villagewatch.loadgen import Fleet, run_load  # noqa: E402
-from villagewatch.stack import LocalStack, free_port, stop_pid  # noqa: E402
 
 PEERS_DIR = REPO / "bench" / "peers"
 RED_JS = PEERS_DIR / "node_modules" / "node-red" / "red.js"
@@ -148,7 +148,7 @@ class VillagewatchIngest(Consumer):
     def argv_env(self) -> tuple[list[str], dict[str, str]]:
         env = {**os.environ, **self.stack.env(), "VW_HTTP_PORT": str(self.http_port),
                "VW_SITES": str(REPO / "sites")}
-        return [sys.executable, "-m", "villagewatch.cli", "ingest", "--data-dir", str(self.work / "vw-data")], env
+        return [sys.executable, "-m", "app.cli", "ingest", "--data-dir", str(self.work / "vw-data")], env
 
     def subscribed(self) -> bool:
         return bool((read_health(self.http_port) or {}).get("subscribed"))
