@@ -41,8 +41,10 @@ from gmqtt.mqtt.handler import MqttPackageHandler
 from ingest.metrics import IngestMetrics
 from ingest.pipeline import Pipeline
 from villagewatch import contract
+from villagewatch.aio import wait_event
 from villagewatch.config import Settings
 from villagewatch.errors import UserError
+from villagewatch.mqtt import MqttOptions, gmqtt_ssl
 
 log = logging.getLogger("villagewatch.ingest.mqtt")
 
@@ -133,12 +135,7 @@ class MqttConsumer:
         self._subscribed_once = False
 
     def _ssl(self) -> ssl.SSLContext | bool:
-        if not self.url.tls:
-            return False
-        ctx = ssl.create_default_context(cafile=self.settings.mqtt_ca_file)
-        if self.settings.mqtt_cert_file:
-            ctx.load_cert_chain(self.settings.mqtt_cert_file, self.settings.mqtt_key_file)
-        return ctx
+        return gmqtt_ssl(MqttOptions.from_settings(self.settings, self.settings.ingest_client_id))
 
     async def start(self, stop: asyncio.Event) -> None:
         """Connect (retrying until the broker answers or ``stop`` is set) and subscribe."""
@@ -149,10 +146,7 @@ class MqttConsumer:
                 break
             except (TimeoutError, OSError, gmqtt.MQTTConnectError) as exc:
                 log.warning("broker %s not reachable (%s); retrying in %.1f s", self.url.redacted(), exc, delay)
-                try:
-                    await asyncio.wait_for(stop.wait(), delay)
-                except TimeoutError:
-                    pass
+                await wait_event(stop, delay)  # not wait_for: it can swallow a cancel (villagewatch/aio.py)
                 delay = min(delay * 2, 10.0)
         if stop.is_set():
             return

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from villagewatch import contract
+from villagewatch.aio import wait_event
 from villagewatch.config import MqttUrl
 
 KINDS = ("pond", "river", "water_supply", "air", "weather", "waste", "flood_gauge")
@@ -194,10 +195,7 @@ class RawPublisher(asyncio.Protocol):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.unacked} messages not acknowledged by the broker")
             self._room.clear()
-            try:
-                await asyncio.wait_for(self._room.wait(), 0.05)
-            except TimeoutError:
-                pass
+            await wait_event(self._room, 0.05)  # not wait_for: it can swallow a cancel (villagewatch/aio.py)
 
     def close(self) -> None:
         if self.transport and not self.transport.is_closing():
@@ -268,7 +266,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=float, default=30.0, help="seconds to run (30)")
     p.add_argument("--connections", type=int, default=4, help="MQTT connections to spread stations over (4)")
     p.add_argument("--mqtt-url", help="broker URL (default VW_MQTT_URL or mqtt://127.0.0.1:1883)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="hạt giống ngẫu nhiên / random seed (same seed, same readings)")
     p.set_defaults(func=_cli)
 
 
