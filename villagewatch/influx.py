@@ -118,6 +118,9 @@ class Series:
     tags: dict[str, str]
     columns: list[str]
     values: list[list[Any]]
+    # InfluxDB 1.x cuts an answer at max-row-limit and says "partial": a reader that must not lose
+    # rows (reports/series.py) splits its time range and asks again
+    partial: bool = False
 
     def column(self, name: str) -> list[Any]:
         i = self.columns.index(name)
@@ -134,7 +137,9 @@ def parse_query_answer(body: Any, q: str, statement: int = 0) -> list[Series]:
     result = results[statement] if statement < len(results) else {}
     if "error" in result:
         raise InfluxError(f"InfluxQL error: {result['error']} (query: {q})")
-    return [Series(s.get("tags") or {}, s["columns"], s["values"]) for s in result.get("series", [])]
+    partial = bool(result.get("partial"))
+    return [Series(s.get("tags") or {}, s["columns"], s["values"], partial or bool(s.get("partial")))
+            for s in result.get("series", [])]
 
 
 def _classify(status: int, text: str, url: str) -> WriteError:
