@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import io
 import json
@@ -394,10 +393,10 @@ async def api_stream(request: web.Request) -> web.StreamResponse:
     queue: asyncio.Queue = asyncio.Queue(SSE_QUEUE_MAX)
     entry = StreamClient(commune, p.account(request), queue)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await resp.prepare(request)
-    await resp.write(b": connected\n\n")
-    p.clients.add(entry)
+    p.clients.add(entry)  # before answering: once the browser sees the stream open, nothing is missed
     try:
+        await resp.prepare(request)
+        await resp.write(b": connected\n\n")
         while True:
             try:
                 event = await asyncio.wait_for(queue.get(), 15)
@@ -546,12 +545,18 @@ def build_app(portal: Portal) -> web.Application:
         if portal.mqtt:
             portal.mqtt.loop_stop()
             portal.mqtt.disconnect()
-        for client in list(portal.clients):
-            with contextlib.suppress(asyncio.QueueFull):
-                client.queue.put_nowait(None)
         portal.feedback.close()
         portal.signin.store.close()
 
+    async def on_shutdown(app: web.Application) -> None:
+        # end open SSE streams first: the server waits for running handlers before cleanup
+        for client in list(portal.clients):
+            portal.clients.discard(client)
+            while not client.queue.empty():
+                client.queue.get_nowait()
+            client.queue.put_nowait(None)
+
     app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app
