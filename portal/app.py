@@ -45,6 +45,7 @@ MAX_SERIES_POINTS = 2000
 OPEN_DATA_DAYS_DEFAULT = 30
 OPEN_DATA_DAYS_MAX = 366  # one query per request; a year of daily rows stays small
 OPEN_DATA_COLUMNS = ("date", "metric", "unit", "mean", "count")
+LATEST_TTL_S = 2.0  # /api/v1/stations: one database read shared by requests this close together
 SSE_QUEUE_MAX = 256  # per client; a client this far behind is disconnected (it reloads and resyncs)
 FEEDBACK_PER_ADDRESS = 5  # submissions per address per hour
 # the map's background tiles; the map works without them (stations drawn over the commune)
@@ -85,6 +86,9 @@ class Portal:
     ruleset: RuleSet | None = None  # limits for the map's states and the station page
     # last values per station as read by a page/API or received live; bounded by the site files' stations
     snapshots: dict[tuple[str, str], tuple[int, dict, dict]] = field(default_factory=dict)
+    limit_cache: status.LimitCache = field(default_factory=status.LimitCache)
+    _latest_cache: dict[tuple[str, ...], tuple[float, asyncio.Future]] = field(default_factory=dict)
+    _body_cache: dict[tuple, tuple[float, asyncio.Future]] = field(default_factory=dict)
     # alerts seen on the broker since start that are not resolved (the alert service keeps the truth)
     active_alerts: dict[tuple[str, str, str], dict] = field(default_factory=dict)
     mqtt: mqtt.Client | None = None
@@ -114,32 +118,70 @@ class Portal:
         return st
 
     # ------------------------------------------------------------------ InfluxDB
-    def latest(self, stations: list[Station], now_ms: int) -> tuple[dict, dict]:
+    def latest(self, stations: list[Station], now_ms: int, judged: set[str] | None = None) -> tuple[dict, dict]:
         """(latest, today) per (commune, station): the last value of each metric with its time, and
-        today's (site's local day) lowest and highest value. Two statements per metric per commune:
-        last() of several fields in one SELECT would share one timestamp, hiding each one's age."""
+        today's (site's local day) lowest and highest value.
+
+        Communes sharing a time zone are read together: one statement per metric for the last
+        values (last() of several fields in one SELECT would share one timestamp, hiding each
+        one's age) and one statement for the extremes since local midnight of the ``judged`` metrics
+        (those with a limit; None = all) — the costly statement on InfluxDB 1.x."""
         latest: dict[tuple[str, str], dict[str, dict]] = {}
         today: dict[tuple[str, str], dict[str, tuple[float, float]]] = {}
-        by_commune: dict[str, list[Station]] = {}
+        by_tz: dict[str, set[str]] = {}
+        metrics_of: dict[str, set[str]] = {}
         for st in stations:
-            by_commune.setdefault(st.commune, []).append(st)
-        for commune, group in by_commune.items():
-            midnight = _local_midnight_ms(now_ms, self.sites[commune].timezone)
-            for m in sorted({m for st in group for m in st.metrics}):
-                where = f"FROM {contract.MEASUREMENT_TELEMETRY} WHERE commune = {quote_tag(commune)}"
-                for s in self.influx.query(f"SELECT last({quote_ident(m)}) {where} GROUP BY station"):
+            by_tz.setdefault(self.sites[st.commune].timezone, set()).add(st.commune)
+            metrics_of.setdefault(self.sites[st.commune].timezone, set()).update(st.metrics)
+        for tz, communes in by_tz.items():
+            midnight = _local_midnight_ms(now_ms, tz)
+            where = (f"FROM {contract.MEASUREMENT_TELEMETRY} WHERE "
+                     f"({' OR '.join(f'commune = {quote_tag(c)}' for c in sorted(communes))})")
+            metrics = sorted(metrics_of[tz])
+            for m in metrics:
+                for s in self.influx.query(f"SELECT last({quote_ident(m)}) {where} GROUP BY commune, station"):
                     ts, value = s.values[0][0], s.values[0][1]
-                    latest.setdefault((commune, s.tags.get("station", "")), {})[m] = _value(m, value, ts)
-                for s in self.influx.query(f"SELECT min({quote_ident(m)}), max({quote_ident(m)}) {where} "
-                                           f"AND time >= {midnight}ms GROUP BY station"):
-                    lo, hi = s.values[0][1], s.values[0][2]
-                    if lo is not None:
-                        today.setdefault((commune, s.tags.get("station", "")), {})[m] = (lo, hi)
+                    key = (s.tags.get("commune", ""), s.tags.get("station", ""))
+                    latest.setdefault(key, {})[m] = _value(m, value, ts)
+            metrics = [m for m in metrics if judged is None or m in judged]
+            if not metrics:
+                continue
+            fields = ", ".join(f"min({quote_ident(m)}) AS {quote_ident('lo_' + m)}, "
+                               f"max({quote_ident(m)}) AS {quote_ident('hi_' + m)}" for m in metrics)
+            for s in self.influx.query(f"SELECT {fields} {where} AND time >= {midnight}ms GROUP BY commune, station"):
+                rec = dict(zip(s.columns, s.values[0], strict=True))
+                key = (s.tags.get("commune", ""), s.tags.get("station", ""))
+                for m in metrics:
+                    if rec.get(f"lo_{m}") is not None:
+                        today.setdefault(key, {})[m] = (rec[f"lo_{m}"], rec[f"hi_{m}"])
         return latest, today
+
+    async def latest_shared(self, stations: list[Station], now_ms: int) -> tuple[dict, dict]:
+        """latest() for the communes of ``stations``, shared by requests within LATEST_TTL_S:
+        concurrent map loads wait for one database read instead of each making their own. Live
+        changes reach pages by SSE, so a map is at most this much older than the stream."""
+        key = tuple(sorted({st.commune for st in stations}))
+        if not key:
+            return {}, {}
+        hit = self._latest_cache.get(key)
+        if hit and time.monotonic() - hit[0] < LATEST_TTL_S:
+            return await asyncio.shield(hit[1])
+        everything = [st for c in key for st in self.sites[c].stations.values()]
+        judged = {m for st in everything
+                  for m in self.limit_cache.get(self.ruleset, st, now_ms, self.sites[st.commune].timezone)[0]}
+        fut = asyncio.ensure_future(asyncio.to_thread(self.latest, everything, now_ms, judged))
+        self._latest_cache[key] = (time.monotonic(), fut)
+        if len(self._latest_cache) > 256:  # bounded: distinct commune sets seen recently
+            self._latest_cache.pop(next(iter(self._latest_cache)))
+        try:
+            return await asyncio.shield(fut)
+        except InfluxError:
+            self._latest_cache.pop(key, None)  # an error is not cached
+            raise
 
     def assess(self, st: Station, latest: dict[str, dict], today: dict[str, tuple[float, float]],
                now_ms: int) -> status.Assessment:
-        a = status.assess(st, self.ruleset, latest, today, now_ms, self.sites[st.commune].timezone)
+        a = status.assess(st, self.ruleset, latest, today, now_ms, self.sites[st.commune].timezone, self.limit_cache)
         alerts = [x for x in self.alerts_of(st) if x.get("severity") in ("warning", "critical")]
         if alerts and a.state in ("ok", "warn"):
             # an active alert is the alert service's judgement (with the regulation's averaging)
@@ -313,15 +355,33 @@ def _int_arg(request: web.Request, name: str, default: int) -> int:
 
 async def api_stations(request: web.Request) -> web.Response:
     p = _portal(request)
-    stations = p.visible(request, request.query.get("commune"))
+    account = p.account(request)
+    commune = request.query.get("commune") or None
+    # the body depends only on what the caller may see: shared for LATEST_TTL_S like the values
+    key = (commune, account.communes if account else None)
+    hit = p._body_cache.get(key)
+    if hit and time.monotonic() - hit[0] < LATEST_TTL_S:
+        body = await asyncio.shield(hit[1])
+    else:
+        fut = asyncio.ensure_future(_stations_body(p, p.visible(request, commune)))
+        p._body_cache[key] = (time.monotonic(), fut)
+        if len(p._body_cache) > 256:
+            p._body_cache.pop(next(iter(p._body_cache)))
+        body = await asyncio.shield(fut)
+    return web.Response(body=body, content_type="application/json")
+
+
+async def _stations_body(p: Portal, stations: list[Station]) -> bytes:
     now_ms = int(time.time() * 1000)
     try:
-        latest, today = await asyncio.to_thread(p.latest, stations, now_ms)
+        latest, today = await p.latest_shared(stations, now_ms)
     except InfluxError as exc:
         log.warning("latest values unavailable: %s", exc)
         latest, today = {}, {}
     out = []
-    for st in stations:
+    for i, st in enumerate(stations):
+        if i % 100 == 99:
+            await asyncio.sleep(0)  # let SSE writes through while judging a thousand stations
         values = latest.get((st.commune, st.id), {})
         last_ts = max((v["ts"] for v in values.values()), default=None)
         a = p.assess(st, values, today.get((st.commune, st.id), {}), now_ms)
@@ -330,7 +390,7 @@ async def api_stations(request: web.Request) -> web.Response:
                     "kind": st.kind, "lat": st.lat, "lon": st.lon, "state": a.state,
                     "last_ts": last_ts, "latest": values, "public": st.public,
                     "summary_vi": a.summary_vi, "summary_en": a.summary_en, "aqi": a.aqi})
-    return web.json_response(out)
+    return json.dumps(out, ensure_ascii=False).encode()
 
 
 def _value(metric: str, value: float | None, ts: int) -> dict:
