@@ -16,6 +16,7 @@ import secrets
 import time
 import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -111,7 +112,7 @@ class Inspector:
     async def login_form(self, request: web.Request, error: str = "", nxt: str | None = None,
                          status: int = 200) -> web.Response:
         nxt = _e(safe_next(nxt or request.query.get("next")))
-        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+        token = request.cookies.get(CSRF_COOKIE) or secrets.token_hex(24)
         err = f'<p class="err">{_e(error)}</p>' if error else ""
         resp = _page("Đăng nhập", f"""<div class="box"><h2>Đăng nhập <span class="en">/ Log in</span></h2>{err}
 <form method="post" action="/login"><input type="hidden" name="next" value="{nxt}"><input type="hidden" name="csrf" value="{_e(token)}">
@@ -272,10 +273,13 @@ class Inspector:
 
 def create_app(store: AlertStore, config: AlertsConfig, sites: dict, on_change: Callable | None = None,
                auth: AuthStore | None = None) -> web.Application:
-    """The inspector page. ``auth`` defaults to the shared store in ``$VW_DATA_DIR`` (``var``), the
-    same file the portal opens, so both pages share accounts and sessions."""
+    """The inspector page. ``auth`` defaults to ``auth.sqlite`` beside the alert store's file — by
+    default ``<data dir>/alerts.sqlite``, so the same file the portal opens in the data dir — and
+    both pages then share accounts and sessions."""
     if auth is None:
-        auth = AuthStore(auth_db_path(os.environ.get("VW_DATA_DIR") or "var"))
+        row = store.db.execute("PRAGMA database_list").fetchone()
+        folder = Path(row[2]).parent if row and row[2] else Path(os.environ.get("VW_DATA_DIR") or "var")
+        auth = AuthStore(auth_db_path(folder))
     ins = Inspector(store, config, sites, on_change, auth)
     app = web.Application()
     app.add_routes([

@@ -86,8 +86,10 @@ def test_renotify_escalation_and_acknowledgement_in_the_running_service(stack, t
     async def acknowledge(base: str, alert_id: int, note: str) -> int:
         """Log in and acknowledge on the inspector page, as an inspector would; returns the time."""
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as s:
+            async with s.get(f"{base}/login") as resp:  # the form's CSRF token (shared sign-in)
+                login_token = re.search(r'name="csrf" value="([^"]+)"', await resp.text()).group(1)
             async with s.post(f"{base}/login", data={"username": "thanh", "password": "mat-khau-thanh",
-                                                     "next": f"/alert/{alert_id}"}) as resp:
+                                                     "next": f"/alert/{alert_id}", "csrf": login_token}) as resp:
                 page = await resp.text()
             token = re.search(rf'action="/alert/{alert_id}/ack"[^>]*><input type="hidden" name="csrf" value="(\w+)"',
                               page).group(1)
