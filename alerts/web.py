@@ -50,6 +50,8 @@ th{background:#eaeef2} .critical{background:#ffd7d5} .warning{background:#fff1c2
 .en{color:#57606a;font-size:12px} .badge{padding:2px 6px;border-radius:4px;font-weight:600}
 form.inline{display:inline} textarea{width:100%;max-width:480px} .err{color:#b00020}
 .box{background:#fff;border:1px solid #d0d7de;padding:12px;margin-bottom:12px;max-width:900px}
+.scroll{overflow-x:auto;max-width:100%} *{box-sizing:border-box} body{overflow-wrap:break-word}
+input,select,textarea,button{max-width:100%}
 """
 
 
@@ -170,7 +172,8 @@ class Inspector:
                 f'<td>{_e(bilingual(a["regulation"], "vi"))}<div class="en">{_e(bilingual(a["table"], "vi"))}, '
                 f'{_e(bilingual(a["column"], "vi"))}; {_e(bilingual(a["averaging"], "vi"))}</div>{unverified}</td>'
                 f'<td>{_e(since)}</td><td>{_e(st_vi)}<div class="en">{_e(st_en)}</div></td></tr>')
-        return f"<table>{head}{''.join(rows)}</table>"
+        # the table scrolls inside its box on a phone; the page itself never scrolls sideways
+        return f'<div class="scroll"><table>{head}{"".join(rows)}</table></div>'
 
     async def active(self, request: web.Request) -> web.Response:
         user = self.require(request)
@@ -246,7 +249,7 @@ class Inspector:
                 + ("<br><em>Ngưỡng chưa kiểm chứng với văn bản gốc / limit not verified against the official text</em>" if alert["unverified"] else "")
                 + f'</p><p>Giá trị {_e(fmt_number(alert["value"]))} · ngưỡng {_e(fmt_number(alert["limit"]))} · '
                 f'từ {_e(local_time(alert["fired_ms"]))}</p></div>{actions}'
-                f'<h3>Diễn biến <span class="en">/ Events</span></h3><table><tr><th>Lúc</th><th>Trạng thái</th><th>Người</th><th>Ghi chú</th></tr>{ev_rows}</table>')
+                f'<h3>Diễn biến <span class="en">/ Events</span></h3><div class="scroll"><table><tr><th>Lúc</th><th>Trạng thái</th><th>Người</th><th>Ghi chú</th></tr>{ev_rows}</table></div>')
         return _page(f"Cảnh báo #{alert['id']}", body, user, self.csrf(request))
 
     async def act(self, request: web.Request) -> web.Response:

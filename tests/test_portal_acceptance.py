@@ -180,12 +180,11 @@ def test_portal_acceptance_resident_inspector_reply_and_live_alert(stack, portal
         staff_phone.fill("input[name=password]", INSPECTOR_PASSWORD)
         staff_phone.click("button[type=submit]")
         staff_phone.wait_for_url(f"{base}/")
-        for path in ("/", "/xu-ly", f"/xu-ly/{code}", f"/tram/{COMMUNE}/ao-ca-tra-a1", "/doi-mat-khau"):
+        for name, path in (("map", "/"), ("queue", "/xu-ly"), ("queue-item", f"/xu-ly/{code}"),
+                           ("pond", f"/tram/{COMMUNE}/ao-ca-tra-a1"), ("password", "/doi-mat-khau")):
             staff_phone.goto(base + path)
             _no_sideways(staff_phone)
-        staff_phone.screenshot(path=str(shots / "portal-queue-item-390.png"), full_page=True)
-        staff_phone.goto(f"{base}/xu-ly")
-        staff_phone.screenshot(path=str(shots / "portal-queue-390.png"), full_page=True)
+            staff_phone.screenshot(path=str(shots / f"portal-staff-{name}-390.png"), full_page=True)
         browser.close()
     for name in ("portal-feedback-sent-390.png", "portal-tracking-reply-390.png", "portal-queue-item-1280.png",
                  "portal-map-alert-390.png"):
