@@ -98,7 +98,7 @@ def test_portal_feedback_queue_assign_reply_link_and_scope(stack, scoped):  # no
     assert (item["status"], item["assignee"], item["station"], item["alert_id"], item["reply"]) == (
         "in_progress", "op-a", TAP, 12, reply)
     _, _, page = op_a.request(f"/xu-ly/{code_a}")
-    assert "assignee: op-a" in page and "reply: " in page  # history lists each change
+    assert "Giao cho: op-a" in page and "Trạng thái: Đang xử lý" in page and "Trả lời: " in page  # history
     _, _, page = resident.request(f"/phan-anh/{code_a.lower()}")
     assert reply in page and "Đang xử lý" in page
     _, _, page = op_a.request("/xu-ly?status=in_progress")
