@@ -3,8 +3,12 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY villagewatch ./villagewatch
+COPY app ./app
+COPY simulator ./simulator
+COPY portal ./portal
 COPY edge ./edge
 COPY ingest ./ingest
+COPY rules ./rules
 COPY alerts ./alerts
 COPY dashboards ./dashboards
 COPY firmware_tools ./firmware_tools

@@ -21,9 +21,9 @@ from typing import Any
 
 from aiohttp import web
 
-from alerts.messages import SEVERITY_LABELS, STATE_LABELS, bilingual, fmt_number, local_time
 from alerts.settings import AlertsConfig
 from alerts.store import AlertStore, StoreError
+from rules.messages import SEVERITY_LABELS, STATE_LABELS, bilingual, fmt_number, local_time
 from villagewatch.signin import (
     COOKIE,
     CSRF_COOKIE,
@@ -194,7 +194,7 @@ class Inspector:
                 return None
             import datetime as dt
 
-            from alerts.messages import TZ
+            from rules.messages import TZ
             try:
                 d = dt.datetime.combine(dt.date.fromisoformat(text), dt.time(), TZ)
             except ValueError:

@@ -3,7 +3,7 @@
     .venv/bin/python bench/portal.py            # ≈ 1–2 minutes
     .venv/bin/python bench/portal.py --quick    # fewer requests and readings
 
-Everything runs on this machine: a fresh Mosquitto + InfluxDB (villagewatch.stack) and
+Everything runs on this machine: a fresh Mosquitto + InfluxDB (app.stack) and
 `villagewatch portal` as a child process reading generated site files: 10 communes × 100
 tap-water stations (4 metrics each) = 1,000 stations, all public. InfluxDB holds one hour of
 readings per station (every 5 min, 12,000 points × 4 fields).
@@ -38,8 +38,8 @@ import paho.mqtt.client as mqtt
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from app.stack import LocalStack, free_port, port_open, wait_until  # noqa: E402
 from villagewatch import contract  # noqa: E402
-from villagewatch.stack import LocalStack, free_port, port_open, wait_until  # noqa: E402
 
 COMMUNES = 10
 PER_COMMUNE = 100
@@ -185,7 +185,7 @@ def main() -> int:
         port = free_port()
         env = {**os.environ, **stack.env(), "VW_SITES": str(tmp / "sites"), "VW_DATA_DIR": str(tmp / "var"),
                "VW_PORTAL_PORT": str(port), "PYTHONPATH": str(REPO)}
-        proc = subprocess.Popen([sys.executable, "-m", "villagewatch.cli", "portal"], env=env,
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", "portal"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(lambda: port_open(port), 60, "portal listening")
         base = f"http://127.0.0.1:{port}"

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from alerts import aqi
 from dashboards import grafana as g
 from dashboards import queries as Q
 from dashboards.context import BoardContext, unit_of
+from rules import aqi
 from villagewatch import contract
 from villagewatch.sites import Station
 
@@ -180,7 +180,7 @@ def water(c: BoardContext) -> Board:
 # --------------------------------------------------------------------------- air and weather
 
 def aqi_thresholds(pollutant: str) -> dict[str, Any]:
-    """VN_AQI band colours at the concentrations where each band starts (alerts/aqi.py)."""
+    """VN_AQI band colours at the concentrations where each band starts (rules/aqi.py)."""
     bps = aqi.BREAKPOINTS[pollutant]
     return g.thresholds(aqi.BANDS[0].hex, [(float(bps[i]), band.hex) for i, band in enumerate(aqi.BANDS) if i])
 

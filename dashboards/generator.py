@@ -1,6 +1,6 @@
 """Build every dashboard of every commune, in Vietnamese and English, and write them as JSON.
 
-``villagewatch dashboards build`` runs ``write_all``: sites/*.yaml + alerts/rulepacks →
+``villagewatch dashboards build`` runs ``write_all``: sites/*.yaml + rules/packs →
 ``dashboards/generated/<lang>/<commune>/<board>.json`` and the provisioning files.
 """
 

@@ -1,7 +1,7 @@
 """Limits drawn on panels, taken from the same rule packs the alert engine evaluates.
 
-No limit value is written here: every line comes from ``alerts.rulepack`` (and VN_AQI band
-colours from ``alerts.aqi``). Rules that are not a level on the metric's own axis (rates, AQI
+No limit value is written here: every line comes from ``rules.rulepack`` (and VN_AQI band
+colours from ``rules.aqi``). Rules that are not a level on the metric's own axis (rates, AQI
 index values, staleness, flatlines) are not drawn.
 """
 
@@ -11,8 +11,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from alerts.rulepack import Rule, RuleSet, load_rule_packs
 from dashboards.grafana import GREEN, ORANGE, RED, YELLOW, thresholds
+from rules.rulepack import Rule, RuleSet, load_rule_packs
 from villagewatch import contract
 from villagewatch.sites import Station
 

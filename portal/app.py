@@ -20,7 +20,6 @@ import jinja2
 import paho.mqtt.client as mqtt
 from aiohttp import web
 
-from alerts.rulepack import RuleSet
 from portal import queue_web, status
 from portal.feedback import (
     CATEGORIES,
@@ -33,6 +32,7 @@ from portal.feedback import (
 )
 from portal.signin_web import AUTH_KEY, SignIn, add_routes, csrf_cookie_middleware, template_context
 from reports.influx import InfluxError, InfluxReader, quote_ident, quote_tag
+from rules.rulepack import RuleSet
 from villagewatch import contract
 from villagewatch.config import Settings
 from villagewatch.signin import CSRF_COOKIE, Account, check_csrf, same_origin

@@ -97,11 +97,11 @@ def portal_port(env: dict[str, str] | os._Environ = os.environ) -> int:
 def _run(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from alerts.rulepack import load_rule_packs
     from portal.app import Portal, build_app
     from portal.feedback import FeedbackStore
     from portal.signin_web import SignIn
     from reports.influx import InfluxReader
+    from rules.rulepack import load_rule_packs
     from villagewatch.config import load_settings
     from villagewatch.signin import AuthStore, auth_db_path
     from villagewatch.sites import load_sites

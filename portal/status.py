@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from alerts import aqi
-from alerts.rulepack import Rule, RuleSet
+from rules import aqi
+from rules.rulepack import Rule, RuleSet
 from villagewatch import contract
 from villagewatch.sites import Station
 from villagewatch.textfmt import number, quantity, span

@@ -151,7 +151,7 @@ def _applies(lim: Limit, month: Month, ts_ms: np.ndarray) -> np.ndarray:
 def _aqi_days(reader: InfluxReader, site: Site, month: Month, st: Station, catalog: LimitCatalog,
               settings: dict) -> list[AqiDay]:
     # Decision 1459 §2.2.2 a: the PM 24-hour mean is the mean of the day's 1-hour means (the same
-    # computation as the alert engine's alerts.aqi.day_mean), so an hour with more readings does not
+    # computation as the alert engine's rules.aqi.day_mean), so an hour with more readings does not
     # weigh more. The database gives the hourly means; a day needs 75 % of its hours, like alerts.
     per_metric = {}
     for metric in ("pm25", "pm10"):

@@ -23,7 +23,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, help="output folder (created if missing)")
     p.add_argument("--config", help="villagewatch settings YAML (VW_* environment variables also apply)")
     p.add_argument("--sites", help="sites folder (default: VW_SITES or ./sites)")
-    p.add_argument("--rules", help="rule pack folder (default: alerts/rulepacks)")
+    p.add_argument("--rules", help="rule pack folder (default: rules/packs)")
     p.add_argument("--influx-url", help="InfluxDB URL (default: VW_INFLUX_URL)")
     p.add_argument("--influx-db", help="database (default: VW_INFLUX_DB)")
     p.add_argument("--report-config", help="report settings YAML (default: reports/report.yaml)")

@@ -1,6 +1,6 @@
 """The limits a report measures against, as the report needs them.
 
-The limits themselves live in the alert rule packs (alerts/rulepack.py, one loader for alerts,
+The limits themselves live in the alert rule packs (rules/rulepack.py, one loader for alerts,
 dashboards and reports); this module only adapts a rule to what compliance needs: which metric,
 which side, which averaging window, which regulation. No limit value is written here.
 """

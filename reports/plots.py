@@ -18,9 +18,9 @@ import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from alerts.aqi import BANDS, band  # noqa: E402
 from reports.model import Report  # noqa: E402
 from reports.texts import kind_label, metric_label, metric_unit, t  # noqa: E402
+from rules.aqi import BANDS, band  # noqa: E402
 
 plt.rcParams.update({"font.family": "DejaVu Sans", "font.size": 8, "axes.titlesize": 9,
                      "figure.dpi": 100, "savefig.dpi": 110})

@@ -1,4 +1,4 @@
-"""Limits and VN_AQI from the alert rule packs (alerts/rulepack.py, alerts/aqi.py).
+"""Limits and VN_AQI from the alert rule packs (rules/rulepack.py, rules/aqi.py).
 
 Only rules that state a compliance limit become report limits: ``threshold``, ``band`` and
 ``mean``. Rates, staleness, flatlines and AQI alarms are alerting concerns (the AQI gets its own
@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from alerts import aqi
-from alerts.rulepack import Rule, RuleSet, load_rule_packs
 from reports.build import LimitCatalog
 from reports.limits import Limit, PackVersion
 from reports.period import Month
+from rules import aqi
+from rules.rulepack import Rule, RuleSet, load_rule_packs
 from villagewatch.sites import Station
 
 COMPLIANCE_KINDS = ("threshold", "band", "mean")

@@ -68,7 +68,7 @@ def headlines(report: Report, lang: str) -> list[Headline]:
             text += " " + t("also_outside", lang, items="; ".join(others[:4]) + ("; …" if len(others) > 4 else ""))
         out.append(Headline("bad" if (r.within_pct or 0) < 90 else "warn", text))
 
-    from alerts.aqi import BANDS, band  # the band table belongs to the AQI module
+    from rules.aqi import BANDS, band  # the band table belongs to the AQI module
     for station_id, days in report.aqi.items():
         values = [d.aqi for d in days if d.aqi is not None]
         if not values:

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from alerts.engine import Engine
-from alerts.rulepack import load_rule_packs
 from alerts.settings import AlertsConfig, hash_password, verify_password
 from alerts.store import AlertStore, StoreError
+from rules.engine import Engine
+from rules.rulepack import load_rule_packs
 from villagewatch.contract import Reading
 from villagewatch.sites import load_site
 
@@ -66,7 +66,7 @@ def test_reminder_queued_before_an_acknowledgement_is_not_sent(tmp_path):
     from aiohttp import web
 
     from alerts.notify import Dispatcher
-    from villagewatch.stack import free_port
+    from app.stack import free_port
 
     async def scenario() -> tuple[list[str], list[dict]]:
         seen: list[str] = []

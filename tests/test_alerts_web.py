@@ -10,15 +10,15 @@ from pathlib import Path
 from aiohttp import web
 from playwright.sync_api import sync_playwright
 
-from alerts.engine import Engine
-from alerts.rulepack import load_rule_packs
 from alerts.settings import AlertsConfig, hash_password
 from alerts.store import AlertStore
 from alerts.web import create_app
+from app.stack import free_port
+from rules.engine import Engine
+from rules.rulepack import load_rule_packs
 from villagewatch.contract import Reading
 from villagewatch.signin import COOKIE, AuthStore
 from villagewatch.sites import load_site
-from villagewatch.stack import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",

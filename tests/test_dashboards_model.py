@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from alerts import aqi
-from alerts.rulepack import load_rule_packs
 from dashboards import provisioning
 from dashboards.generator import GENERATED_DIR, build_all, load_generated, to_json
 from dashboards.interpolate import TimeRange, interpolate
 from dashboards.limits import Limits
+from rules import aqi
+from rules.rulepack import load_rule_packs
 from villagewatch.sites import DEFAULT_SITES_DIR, load_site, load_sites
 
 PROVISIONED = yaml.safe_load((provisioning.PROVISIONING_DIR / "datasources" / "villagewatch.yaml").read_text())

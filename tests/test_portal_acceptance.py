@@ -20,8 +20,8 @@ from conftest import eventually
 from test_portal_api import COMMUNE, PUBLIC, _write
 from test_portal_browser import FLAGS
 
+from app.stack import free_port, port_open
 from villagewatch import contract
-from villagewatch.stack import free_port, port_open
 
 REPO = Path(__file__).resolve().parent.parent
 INSPECTOR_PASSWORD = "thanh-kiem-tra-2026"
@@ -33,11 +33,11 @@ def portal_with_inspector(stack, tmp_path):
     port = free_port()
     env = {**os.environ, **stack.env(), "VW_PORTAL_PORT": str(port), "VW_DATA_DIR": str(tmp_path / "var"),
            "VW_PORTAL_TILE_URL": "", "PYTHONPATH": str(REPO), "VW_NEW_PASSWORD": INSPECTOR_PASSWORD}
-    made = subprocess.run([sys.executable, "-m", "villagewatch.cli", "portal-account", "add", "thanh",
+    made = subprocess.run([sys.executable, "-m", "app.cli", "portal-account", "add", "thanh",
                            "--role", "inspector", "--communes", COMMUNE, "--name", "Nguyễn Văn Thành"],
                           env=env, capture_output=True, text=True, timeout=60)
     assert made.returncode == 0, made.stderr
-    proc = subprocess.Popen([sys.executable, "-m", "villagewatch.cli", "portal"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "portal"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         eventually(lambda: port_open(port) or proc.poll() is not None, 30, "portal listening")

@@ -22,8 +22,8 @@ import pytest
 from conftest import eventually
 from PIL import Image
 
+from app.stack import free_port, port_open
 from villagewatch import contract
-from villagewatch.stack import free_port, port_open
 
 REPO = Path(__file__).resolve().parent.parent
 COMMUNE = "tan-thuan-dong"
@@ -45,7 +45,7 @@ def portal(stack, tmp_path):
     env = {**os.environ, **stack.env(), "VW_PORTAL_PORT": str(port), "VW_DATA_DIR": str(tmp_path / "var"),
            "VW_PORTAL_TILE_URL": "",  # no tiles: tests never reach the internet (the map works without)
            "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "villagewatch.cli", "portal"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "portal"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         eventually(lambda: port_open(port) or proc.poll() is not None, 30, "portal listening")

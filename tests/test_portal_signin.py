@@ -20,11 +20,12 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.rulepack import load_rule_packs
+from app.stack import free_port
 from portal.app import Portal, build_app
 from portal.feedback import FeedbackStore
 from portal.signin_web import SignIn
 from reports.influx import InfluxReader
+from rules.rulepack import load_rule_packs
 from villagewatch.config import Settings
 from villagewatch.signin import (
     COOKIE,
@@ -35,7 +36,6 @@ from villagewatch.signin import (
     safe_next,
 )
 from villagewatch.sites import load_sites
-from villagewatch.stack import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "mat-khau-dung-1"

@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from alerts.rulepack import load_rule_packs
 from portal.status import assess, limits_for
+from rules.rulepack import load_rule_packs
 from villagewatch.sites import load_site
 
 REPO = Path(__file__).resolve().parent.parent

@@ -8,11 +8,11 @@ from datetime import date
 import numpy as np
 import pytest
 
-from alerts.rulepack import load_rule_packs
 from reports import compute
 from reports.limits import Limit, pick_lang
 from reports.period import Month, PeriodError
 from reports.rules import from_rule_packs, limit_from_rule
+from rules.rulepack import load_rule_packs
 from villagewatch.progress import Progress
 from villagewatch.sites import load_site
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from alerts.messages import SEVERITY_LABELS, bilingual, fmt_number, local_time
+from rules.messages import SEVERITY_LABELS, bilingual, fmt_number, local_time
 
 EVENT_LABELS = {
     "firing": ("CẢNH BÁO", "ALERT"),

@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from alerts import aqi
-from alerts.engine import DAILY_GRACE_MS, Engine
-from alerts.messages import fmt_number
-from alerts.rulepack import load_rule_packs
 from edge.sources.simulated.model import simulate
+from rules import aqi
+from rules.engine import DAILY_GRACE_MS, Engine
+from rules.messages import fmt_number
+from rules.rulepack import load_rule_packs
 from villagewatch.contract import Reading
 from villagewatch.sites import load_site
 

@@ -1,5 +1,13 @@
-"""The rule engine: pure and time-injectable. Feed readings (with their timestamps), call
-``tick(now_ms)`` for time-driven rules, get ``Transition``s back. No I/O, no clock, no threads: the
+"""The rule engine: pure and time-injectable.
+
+It lives on the rules floor (not in ``alerts/``) because it is the one definition of *when a rule
+is breached*: the alerts service runs it live, and reports/tests can run the same engine over a
+simulated month to check that alert days and "không đạt" days agree (issue 13). It has no I/O,
+so it belongs with the rules, not with the service that does MQTT, SQLite and notifications.
+The per-kind logic (what is measured, how it is judged) is in ``rules/kinds/``; this module is
+the state machine, the history, the clock-driven kinds (silence) and the daily VN_AQI closing.
+
+Feed readings (with their timestamps), call ``tick(now_ms)`` for time-driven rules, get ``Transition``s back. No I/O, no clock, no threads: the
 MQTT service (alerts/service.py) wraps it, tests drive it with simulated timestamps.
 
 Per rule and station the condition goes ok → pending → firing → ok. A condition must hold for
@@ -24,22 +32,20 @@ Correlation: a silent gateway (status ``online: false`` or every station behind 
 
 from __future__ import annotations
 
-import bisect
 import datetime as dt
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-import numpy as np
-
-from alerts import aqi as vn_aqi
-from alerts.messages import render
-from alerts.rulepack import Rule, RuleSet
+from rules import aqi as vn_aqi
+from rules.kinds import BREACH, CLEAR, HOLD, REGISTRY, Evidence
+from rules.messages import render
+from rules.rulepack import Rule, RuleSet
+from rules.series import Series
 from villagewatch.contract import Reading
 from villagewatch.sites import Site, Station
 
-BREACH, CLEAR, HOLD = "breach", "clear", "hold"
 ENGINE_SOURCE = "engine"
 DAY_MS = 86_400_000
 # A silent station's day is closed by the clock this long after local midnight, so the day's last
@@ -85,80 +91,13 @@ class _State:
     limit: float | None = None
 
 
-class _Series:
-    """Recent (ts, value) of one station metric, oldest first, bounded by the longest window.
-
-    Prefix sums make a window mean O(log n) (bisect) instead of O(n) per reading; ``last_change``
-    gives flatline detection in O(1).
-    """
-
-    def __init__(self, keep_ms: int):
-        self.keep_ms = keep_ms
-        self.ts: list[int] = []
-        self.v: list[float] = []
-        self.cs: list[float] = [0.0]  # cs[i] = sum of v[:i]
-        self.ce: list[float] = [0.0]  # same for 10^(v/10) (energy mean, Leq)
-        self.first = 0  # index of the oldest point kept
-        self.last_change = 0  # ts of the most recent point whose value differs from its predecessor
-
-    def add(self, ts_ms: int, value: float) -> None:
-        if self.ts and ts_ms <= self.ts[-1]:
-            pairs = dict(zip(self.ts[self.first:], self.v[self.first:], strict=True))
-            pairs[ts_ms] = value  # same instant twice (redelivery) overwrites
-            self._rebuild(sorted(pairs.items()))
-            return
-        if not self.ts or value != self.v[-1]:
-            self.last_change = ts_ms
-        self.ts.append(ts_ms)
-        self.v.append(value)
-        self.cs.append(self.cs[-1] + value)
-        self.ce.append(self.ce[-1] + 10 ** (value / 10))
-        horizon = ts_ms - self.keep_ms
-        while self.first < len(self.ts) and self.ts[self.first] <= horizon:
-            self.first += 1
-        if self.first > 4096 and self.first > len(self.ts) // 2:
-            self._rebuild(list(zip(self.ts[self.first:], self.v[self.first:], strict=True)))
-
-    def _rebuild(self, pairs: list[tuple[int, float]]) -> None:
-        self.ts, self.v, self.cs, self.ce, self.first = [], [], [0.0], [0.0], 0
-        for ts, v in pairs:
-            self.add(ts, v)
-
-    def _range(self, end_ms: int, window_ms: int) -> tuple[int, int]:
-        lo = bisect.bisect_right(self.ts, end_ms - window_ms, self.first)
-        hi = bisect.bisect_right(self.ts, end_ms, lo)
-        return lo, hi
-
-    def count(self, end_ms: int, window_ms: int) -> int:
-        lo, hi = self._range(end_ms, window_ms)
-        return hi - lo
-
-    def mean(self, end_ms: int, window_ms: int, energy: bool = False) -> float | None:
-        lo, hi = self._range(end_ms, window_ms)
-        if hi <= lo:
-            return None
-        if energy:
-            return 10 * math.log10((self.ce[hi] - self.ce[lo]) / (hi - lo))
-        return (self.cs[hi] - self.cs[lo]) / (hi - lo)
-
-    def ends(self, end_ms: int, window_ms: int) -> tuple[tuple[int, float], tuple[int, float]] | None:
-        lo, hi = self._range(end_ms, window_ms)
-        if hi - lo < 2:
-            return None
-        return (self.ts[lo], self.v[lo]), (self.ts[hi - 1], self.v[hi - 1])
-
-    def window(self, end_ms: int, window_ms: int) -> tuple[np.ndarray, np.ndarray]:
-        lo, hi = self._range(end_ms, window_ms)
-        return np.asarray(self.ts[lo:hi], dtype=np.int64), np.asarray(self.v[lo:hi], dtype=float)
-
-
 class Engine:
     def __init__(self, ruleset: RuleSet, sites: dict[str, Site], open_keys: Iterable[str] = (),
                  start_ms: int | None = None):
         self.ruleset = ruleset
         self.sites = sites
         self.rules: dict[tuple[str, str], list[Rule]] = {}
-        self.series: dict[tuple[str, str, str], _Series] = {}
+        self.series: dict[tuple[str, str, str], Series] = {}
         self.states: dict[str, _State] = {}
         self.last_seen: dict[tuple[str, str], int] = {}
         self.last_eval: dict[tuple[str, str], int] = {}
@@ -177,9 +116,9 @@ class Engine:
                 daily = [r for r in rules if is_daily(r)]
                 if daily:
                     self.daily_rules[(st.commune, st.id)] = daily
-                keep = max([r.window_s for r in rules if r.kind in ("mean", "rate", "flatline", "aqi")] or [0])
+                keep = max([r.window_s for r in rules if REGISTRY[r.kind].history] or [0])
                 for metric in st.metrics:
-                    self.series[(st.commune, st.id, metric)] = _Series(int(keep * 1000) + 3_600_000)
+                    self.series[(st.commune, st.id, metric)] = Series(int(keep * 1000) + 3_600_000)
         for key in open_keys:
             # alerts still open in the store: the engine resumes them as firing, so a restart
             # neither re-fires nor re-notifies them
@@ -239,29 +178,12 @@ class Engine:
         return out
 
     def _value(self, rule: Rule, st: Station, reading: Reading) -> tuple[float | None, float | None]:
-        ts = reading.ts_ms
-        if rule.kind in ("threshold", "band"):
-            return reading.metrics.get(rule.metric), rule.limit
-        series = self.series[(st.commune, st.id, rule.metric)]
-        window_ms = int(rule.window_s * 1000)
-        if rule.kind == "mean":
-            expected = window_ms / (st.interval_s * 1000)
-            if series.count(ts, window_ms) < rule.min_coverage * expected:
-                return None, rule.limit  # not enough data for this averaging period yet
-            return series.mean(ts, window_ms, energy=rule.mean == "energy"), rule.limit
-        if rule.kind == "rate":
-            ends = series.ends(ts, window_ms)
-            if ends is None or ends[1][0] - ends[0][0] < window_ms / 2:
-                return None, rule.limit
-            (t0, v0), (t1, v1) = ends
-            return (v1 - v0) / ((t1 - t0) / 3_600_000), rule.limit
-        if rule.kind == "flatline":
-            if not series.ts or series.ts[series.first] > ts - window_ms * 0.9:
-                return None, None  # not watched long enough
-            return (reading.metrics[rule.metric] if series.last_change <= ts - window_ms else math.nan), None
-        if rule.kind == "aqi":
-            return self._hourly_aqi(st, ts), rule.limit
-        return None, rule.limit
+        kind = REGISTRY[rule.kind]
+        if kind.measure is None:
+            return None, rule.limit
+        ev = Evidence(reading.ts_ms, reading.metrics, self.series.get((st.commune, st.id, rule.metric)),
+                      st.interval_s, lambda ts: self._hourly_aqi(st, ts))
+        return kind.measure(rule, ev), rule.limit
 
     def _hourly_aqi(self, st: Station, ts: int) -> float | None:
         end_hour = ts - ts % 3_600_000  # completed clock hours only
@@ -328,9 +250,7 @@ class Engine:
             return CLEAR  # outside its hours or dates: the rule does not apply now
         if value is None:
             return HOLD  # not enough data in the window: keep the current state
-        if rule.kind == "flatline":
-            return CLEAR if math.isnan(value) else BREACH
-        return compare(rule, value)
+        return REGISTRY[rule.kind].judge(rule, value)
 
     # ------------------------------------------------------------------ state machine
     def _step(self, rule: Rule, st: Station | None, cond: str, value: float | None, limit: float | None,
@@ -483,27 +403,5 @@ def next_midnight(ts_ms: int, tz: ZoneInfo) -> int:
 
 
 def compare(rule: Rule, value: float) -> str:
-    """breach / clear / hold for one value against a threshold or band rule, with hysteresis."""
-    h = rule.hysteresis
-    if rule.kind == "band":
-        lo, hi = rule.lo, rule.hi
-        if value < lo or value > hi:
-            return BREACH
-        return CLEAR if lo + h <= value <= hi - h else HOLD
-    limit, op = rule.limit, rule.op
-    if op in ("above", "at_or_above"):
-        if value > limit or (op == "at_or_above" and value == limit):
-            return BREACH
-        return CLEAR if value <= limit - h and not (h == 0 and value == limit) else HOLD
-    if value < limit or (op == "at_or_below" and value == limit):
-        return BREACH
-    return CLEAR if value >= limit + h and not (h == 0 and value == limit) else HOLD
-
-
-def _covered(t: np.ndarray, end_ms: int, window_ms: int, min_coverage: float) -> bool:
-    """Enough of the window holds data: at least ``min_coverage`` of its 24 equal slots."""
-    if len(t) == 0:
-        return False
-    slot = window_ms / 24
-    slots = np.unique(((t - (end_ms - window_ms)) // slot).astype(np.int64))
-    return len(slots) >= math.ceil(24 * min_coverage)
+    """breach / clear / hold for one value against a rule, with hysteresis (the kind's judgement)."""
+    return REGISTRY[rule.kind].judge(rule, value)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from alerts.rulepack import DEFAULT_FOLDER, load_rule_packs
+from rules.rulepack import DEFAULT_FOLDER, load_rule_packs
 from villagewatch.schema import ConfigError
 from villagewatch.sites import load_site
 

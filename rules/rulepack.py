@@ -1,4 +1,4 @@
-"""Rule packs: regulation limits as YAML data (``alerts/rulepacks/*.yaml``), validated at load.
+"""Rule packs: regulation limits as YAML data (``rules/packs/*.yaml``), validated at load.
 
 The alert engine evaluates these rules; dashboards draw them; reports measure compliance against
 them. Everyone loads them through this module.
@@ -6,7 +6,7 @@ them. Everyone loads them through this module.
 Public API
 ----------
 ``load_rule_packs(folder=None) -> RuleSet``
-    Load and validate every ``*.yaml`` in ``folder`` (default: ``alerts/rulepacks``). A wrong file
+    Load and validate every ``*.yaml`` in ``folder`` (default: ``rules/packs``). A wrong file
     raises ``villagewatch.schema.ConfigError`` naming the file, line, key path and a hint.
 ``RuleSet.packs -> list[Pack]``
     The packs, with their regulation, titles (vi/en), source, station kinds and variant.
@@ -31,7 +31,7 @@ Public API
 ``aqi`` (``hourly``/``daily``), ``hours`` (local-time window, minutes of day), ``severity``
 (``info``/``warning``/``critical``), ``regulation``, ``table``, ``column``, ``averaging``,
 ``unverified`` (+ ``unverified_note``), ``valid_from``/``valid_until``, ``report_only``,
-``variant``, ``message_vi``/``message_en`` (templates, see ``alerts.messages``), ``source``.
+``variant``, ``message_vi``/``message_en`` (templates, see ``rules.messages``), ``source``.
 ``Rule.active_at(ts_ms, tz)`` tells whether the rule applies at that instant (dates, hours).
 """
 
@@ -43,13 +43,14 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from rules.kinds import REGISTRY
 from villagewatch import contract
 from villagewatch.schema import Any_, Bool, ConfigError, Ctx, Key, ListOf, Map, Num, OneOf, Str, load_yaml
 from villagewatch.sites import STATION_KINDS, Station
 
-DEFAULT_FOLDER = Path(__file__).resolve().parent / "rulepacks"
+DEFAULT_FOLDER = Path(__file__).resolve().parent / "packs"
 
-KINDS = ("threshold", "band", "mean", "rate", "aqi", "stale", "flatline", "gateway_offline")
+KINDS = tuple(REGISTRY)  # one module per kind: rules/kinds/
 SEVERITIES = ("info", "warning", "critical")
 # above: value > limit; at_or_above: value ≥ limit (e.g. "fill ≥ 80 %"); likewise below.
 OPS = ("above", "below", "at_or_above", "at_or_below")
@@ -352,11 +353,7 @@ def _concrete(t: RuleTemplate, metric: str, variant: str | None, params: dict[st
     )
 
 
-_NEEDS = {
-    "threshold": ("op", "limit"), "band": ("lo", "hi"), "mean": ("op", "limit", "window_s"),
-    "rate": ("op", "limit", "window_s"), "aqi": ("aqi", "limit"), "stale": ("factor",),
-    "flatline": ("window_s",), "gateway_offline": (),
-}
+_NEEDS = {name: kind.needs for name, kind in REGISTRY.items()}
 
 
 def load_pack(path: str | Path) -> tuple[Pack, list[RuleTemplate]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alerts import aqi
+from rules import aqi
 
 
 def test_sub_index_interpolates_inside_band():

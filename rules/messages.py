@@ -83,7 +83,7 @@ _NO_LIMIT = object()
 
 def render(rule, station_name: str, value: float | None, lang: str, limit: object = _NO_LIMIT,
            state: str = "firing", extra: dict[str, str] | None = None) -> str:
-    """The alert sentence of a rule (``alerts.rulepack.Rule``) for one value.
+    """The alert sentence of a rule (``rules.rulepack.Rule``) for one value.
 
     ``limit`` overrides the rule's limit in the text (stale rules: minutes of silence allowed).
     ``extra`` adds template fields (daily AQI: ``{day}``, the local date evaluated).
