@@ -45,6 +45,8 @@ MAX_SERIES_POINTS = 2000
 OPEN_DATA_DAYS_DEFAULT = 30
 OPEN_DATA_DAYS_MAX = 366  # one query per request; a year of daily rows stays small
 OPEN_DATA_COLUMNS = ("date", "metric", "unit", "mean", "count")
+ALERT_LOOKBACK_DAYS = 30  # open alerts older than this are not shown on the map after a restart
+GATEWAY_SILENT_S = 300  # a gateway that has not reported its status for this long is "mất kết nối"
 LATEST_TTL_S = 2.0  # /api/v1/stations: one database read shared by requests this close together
 SSE_QUEUE_MAX = 256  # per client; a client this far behind is disconnected (it reloads and resyncs)
 FEEDBACK_PER_ADDRESS = 5  # submissions per address per hour
@@ -178,6 +180,43 @@ class Portal:
         except InfluxError:
             self._latest_cache.pop(key, None)  # an error is not cached
             raise
+
+    def load_active_alerts(self) -> int:
+        """Alerts still open according to InfluxDB (the alert service writes every state change
+        there), so the map is right after a portal restart; later changes come over MQTT."""
+        q = (f"SELECT * FROM {contract.MEASUREMENT_ALERTS} WHERE time > now() - {ALERT_LOOKBACK_DAYS}d "
+             f"GROUP BY commune, station, rule ORDER BY time DESC LIMIT 1")
+        count = 0
+        for s in self.influx.query(q):
+            rec = dict(zip(s.columns, s.values[0], strict=True))
+            commune, station, rule = (s.tags.get(k, "") for k in ("commune", "station", "rule"))
+            site = self.sites.get(commune)
+            if site is None or station not in site.stations or rec.get("state") == "resolved":
+                continue
+            self.active_alerts.setdefault((commune, station, rule), {
+                "id": rec.get("alert_id"), "rule": rule, "state": rec.get("state"), "severity": s.tags.get("severity")
+                or rec.get("severity"), "limit": rec.get("limit"), "value": rec.get("value"),
+                "message_vi": rec.get("message_vi"), "message_en": rec.get("message_en"), "ts": rec.get("time"),
+                "commune": commune, "station": station})
+            count += 1
+        return count
+
+    def gateways(self, communes: list[str]) -> list[dict]:
+        """Each gateway of these communes with the time of its last status report."""
+        last: dict[tuple[str, str], int] = {}
+        if communes:
+            where = " OR ".join(f"commune = {quote_tag(c)}" for c in communes)
+            q = (f"SELECT * FROM {contract.MEASUREMENT_GATEWAY_STATUS} WHERE ({where}) "
+                 f"GROUP BY commune, gateway ORDER BY time DESC LIMIT 1")
+            for s in self.influx.query(q):
+                last[(s.tags.get("commune", ""), s.tags.get("gateway", ""))] = s.values[0][0]
+        out = []
+        for c in communes:
+            for g in self.sites[c].gateways.values():
+                ts = last.get((c, g.id))
+                out.append({"commune": c, "id": g.id, "name": g.name_vi, "last_ts": ts,
+                            "stations": len(self.sites[c].stations_of(g.id))})
+        return out
 
     def assess(self, st: Station, latest: dict[str, dict], today: dict[str, tuple[float, float]],
                now_ms: int) -> status.Assessment:
@@ -537,7 +576,25 @@ async def page_index(request: web.Request) -> dict:
     centers = [{"lat": s.center[0], "lon": s.center[1]} for s in p.sites.values() if s.center]
     outlines = [{"commune": s.commune, "name": s.name_vi, "points": [list(pt) for pt in s.outline]}
                 for s, _ in groups if s.outline]
-    return {"sites": list(p.sites.values()), "groups": groups, "categories": CATEGORIES, "markers": markers,
+    staff = None
+    account = p.account(request)
+    if account is not None:
+        communes = [c for c in p.sites if account.sees(c)]
+        try:
+            gws = await asyncio.to_thread(p.gateways, communes)
+        except InfluxError as exc:
+            log.warning("gateway status unavailable: %s", exc)
+            gws = []
+        now_ms = int(time.time() * 1000)
+        for g in gws:
+            g["state"] = "no_data" if g["last_ts"] is None else (
+                "offline" if now_ms - g["last_ts"] > GATEWAY_SILENT_S * 1000 else "ok")
+            g["when"] = (datetime.fromtimestamp(g["last_ts"] / 1000, ZoneInfo(p.sites[g["commune"]].timezone))
+                         .strftime("%H:%M %d/%m") if g["last_ts"] else "—")
+        alerts = [dict(a, name=p.sites[c].stations[s].name_vi) for (c, s, _), a in p.active_alerts.items()
+                  if account.sees(c)]
+        staff = {"gateways": gws, "alerts": alerts}
+    return {"sites": list(p.sites.values()), "groups": groups, "staff": staff, "categories": CATEGORIES, "markers": markers,
             "centers": centers, "outlines": outlines, "states": STATE_STYLE, "tile_url": os.environ.get("VW_PORTAL_TILE_URL", DEFAULT_TILE_URL)}
 
 
@@ -600,6 +657,11 @@ def build_app(portal: Portal) -> web.Application:
     async def on_startup(app: web.Application) -> None:
         portal.loop = asyncio.get_running_loop()
         portal.start_mqtt()
+        try:
+            n = await asyncio.to_thread(portal.load_active_alerts)
+            log.info("%d open alert(s) read from InfluxDB", n)
+        except InfluxError as exc:
+            log.warning("open alerts not read from InfluxDB (%s): the map learns them from the broker", exc)
 
     async def on_cleanup(app: web.Application) -> None:
         if portal.mqtt:
