@@ -183,6 +183,8 @@ def test_portal_acceptance_resident_inspector_reply_and_live_alert(stack, portal
         for name, path in (("map", "/"), ("queue", "/xu-ly"), ("queue-item", f"/xu-ly/{code}"),
                            ("pond", f"/tram/{COMMUNE}/ao-ca-tra-a1"), ("password", "/doi-mat-khau")):
             staff_phone.goto(base + path)
+            if name == "map":
+                staff_phone.wait_for_selector('#map[data-loaded="1"]')
             _no_sideways(staff_phone)
             staff_phone.screenshot(path=str(shots / f"portal-staff-{name}-390.png"), full_page=True)
         browser.close()
