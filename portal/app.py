@@ -549,6 +549,18 @@ async def api_feedback(request: web.Request) -> web.Response:
     return web.json_response({"code": code, "url": f"/phan-anh/{code}"}, status=201)
 
 
+async def api_feedback_status(request: web.Request) -> web.Response:
+    """What the tracking page shows, for the page to refresh itself: status and reply only (no phone,
+    photo or place — the code is the only key a resident has)."""
+    item = _portal(request).feedback.get(request.match_info["code"])
+    if item is None:
+        raise web.HTTPNotFound(text="không tìm thấy mã phản ánh / no feedback with this code")
+    return web.json_response({"code": item["code"], "status": item["status"],
+                              "status_vi": STATUSES.get(item["status"], item["status"]), "reply": item["reply"],
+                              "reply_by": item["reply_by"], "reply_when": queue_web._local(item["reply_ms"]),
+                              "updated_ms": item["updated_ms"]}, headers={"Cache-Control": "no-store"})
+
+
 async def tracking_lookup(request: web.Request) -> web.Response:
     code = "".join(ch for ch in request.query.get("ma", "").upper() if ch.isalnum())[:16]
     if not code:
@@ -653,6 +665,7 @@ def build_app(portal: Portal) -> web.Application:
     app.router.add_get("/api/v1/stations/{commune}/{station}/daily.json", api_daily_json)
     app.router.add_get("/api/v1/stream", api_stream)
     app.router.add_post("/api/v1/feedback", api_feedback)
+    app.router.add_get("/api/v1/feedback/{code}", api_feedback_status)
 
     async def on_startup(app: web.Application) -> None:
         portal.loop = asyncio.get_running_loop()

@@ -105,6 +105,7 @@ def test_portal_acceptance_resident_inspector_reply_and_live_alert(stack, portal
         expect(phone.locator("#status")).to_have_text("Mới tiếp nhận")
         _no_sideways(phone)
 
+        expect(phone.locator("#no-reply")).to_be_visible()
         # ... and the inspector's open queue says so within seconds, without reload
         expect(desk.locator("#live-note")).to_be_visible(timeout=LIVE_S * 1000)
         desk.reload()
@@ -119,6 +120,9 @@ def test_portal_acceptance_resident_inspector_reply_and_live_alert(stack, portal
         expect(desk.locator("#status")).to_have_text("Đang xử lý")
         desk.screenshot(path=str(shots / "portal-queue-item-1280.png"), full_page=True)
 
+        # the resident's open tracking page shows the reply by itself, within 5 s
+        expect(phone.locator("#reply-text")).to_contain_text("Đã cử cán bộ lấy mẫu nước", timeout=LIVE_S * 1000)
+        expect(phone.locator("#status")).to_have_text("Đang xử lý")
         # the resident follows by code (typed in, lower case) and sees the reply
         phone.goto(f"{base}/")
         phone.fill("input[name=ma]", code.lower())
