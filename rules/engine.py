@@ -134,10 +134,10 @@ class Engine:
         if st is None:
             return []
         skey = (st.commune, st.id)
-        for metric, value in reading.metrics.items():
+        for metric, reading_value in reading.metrics.items():
             series = self.series.get((st.commune, st.id, metric))
             if series is not None:
-                series.add(reading.ts_ms, value)
+                series.add(reading.ts_ms, reading_value)
         self.last_seen[skey] = max(self.last_seen.get(skey, 0), reading.ts_ms)
         if reading.ts_ms < self.last_eval.get(skey, 0):
             return []  # late reading: counted in the windows, too old to drive state
@@ -163,10 +163,10 @@ class Engine:
         st = self.station(reading.commune, reading.station)
         if st is None:
             return
-        for metric, value in reading.metrics.items():
+        for metric, reading_value in reading.metrics.items():
             series = self.series.get((st.commune, st.id, metric))
             if series is not None:
-                series.add(reading.ts_ms, value)
+                series.add(reading.ts_ms, reading_value)
         key = (st.commune, st.id)
         self.last_seen[key] = max(self.last_seen.get(key, 0), reading.ts_ms)
 
@@ -257,15 +257,17 @@ class Engine:
               ts: int, commune: str | None = None, ident: str | None = None,
               names: tuple[str, str] | None = None, text_value: float | None = None,
               text_limit: float | None = None, extra: dict[str, str] | None = None) -> Transition | None:
-        commune = commune or st.commune
-        ident = ident or st.id
+        if st is None and not (commune and ident and names):
+            raise ValueError("a step without a station needs commune, ident and names")
+        commune = commune or st.commune  # type: ignore[union-attr]  # st is set (checked above)
+        ident = ident or st.id  # type: ignore[union-attr]
         key = alert_key(commune, ident, rule.id)
         state = self.states.setdefault(key, _State())
         if value is not None and not (isinstance(value, float) and math.isnan(value)):
             state.value, state.limit = value, limit
             if cond == BREACH:
                 state.breach_value = value
-        names = names or (st.name_vi, st.name_en or st.name_vi)
+        names = names or (st.name_vi, st.name_en or st.name_vi)  # type: ignore[union-attr]
 
         def make(new_state: str) -> Transition:
             value = state.breach_value if new_state == "firing" and state.breach_value is not None else state.value
@@ -360,9 +362,10 @@ class Engine:
                            commune=site.commune, ident=gw, names=(g.name_vi, g.name_vi))
             if t:
                 out.append(t)
-        for st, (silent, silent_s, rule) in zip(stations, status, strict=True):
-            if rule is None:
+        for st, (silent, silent_s, stale_rule) in zip(stations, status, strict=True):
+            if stale_rule is None:
                 continue
+            rule = stale_rule
             if offline or not silent:
                 cond = CLEAR
             else:

@@ -104,6 +104,7 @@ def render(rule, station_name: str, value: float | None, lang: str, limit: objec
         template = _DEFAULTS[(lang, key)]
     if limit is _NO_LIMIT:
         limit = rule.limit
+    assert limit is None or isinstance(limit, (int, float))
     fields = {
         "station": station_name,
         "metric": metric_label(rule.metric, lang),

@@ -145,6 +145,8 @@ PACK_SCHEMA = Map([
     Key("source", Str()),
     Key("kinds", ListOf(OneOf(*STATION_KINDS))),
     Key("general", Bool(), required=False, default=False, doc="applies whatever the regulation choice"),
+    Key("replaced_by", Str(), required=False, default="",
+        doc="regulation that replaces this one (its pack sets valid_from); validity: defaults valid_from/valid_until"),
     Key("variant", Map([
         Key("param", Str()),
         Key("default", Str(), required=False),
@@ -178,6 +180,7 @@ class Pack:
     general: bool
     variant: Variant | None
     path: str
+    replaced_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -366,7 +369,8 @@ def load_pack(path: str | Path) -> tuple[Pack, list[RuleTemplate]]:
     if variant and variant.default is not None and variant.default not in variant.choices:
         raise ctx.child("variant", raw).error(f"default {variant.default!r} is not one of the choices")
     pack = Pack(data["pack"], data["choice"], data["regulation"], data["title_vi"], data["title_en"],
-                data["source"], tuple(data["kinds"]), data["general"], variant, str(path))
+                data["source"], tuple(data["kinds"]), data["general"], variant, str(path),
+                data["replaced_by"])
     defaults = _DEFAULTS(data["defaults"] or {}, ctx.child("defaults", raw)) if data["defaults"] else {}
     defaults = {k: v for k, v in defaults.items() if v is not None}
     templates: list[RuleTemplate] = []
@@ -375,7 +379,7 @@ def load_pack(path: str | Path) -> tuple[Pack, list[RuleTemplate]]:
         rctx = rules_ctx.child(i, raw["rules"])
         if not isinstance(item, dict):
             raise rctx.error("a rule must be a mapping")
-        merged = type(item)({**defaults, **item})
+        merged: Any = type(item)({**defaults, **item})
         merged.lines = getattr(item, "lines", {})
         merged.start_line = getattr(item, "start_line", None)
         rule = _RULE(merged, rctx)
