@@ -16,6 +16,7 @@ import secrets
 import time
 import urllib.parse
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -49,6 +50,8 @@ th{background:#eaeef2} .critical{background:#ffd7d5} .warning{background:#fff1c2
 .en{color:#57606a;font-size:12px} .badge{padding:2px 6px;border-radius:4px;font-weight:600}
 form.inline{display:inline} textarea{width:100%;max-width:480px} .err{color:#b00020}
 .box{background:#fff;border:1px solid #d0d7de;padding:12px;margin-bottom:12px;max-width:900px}
+.scroll{overflow-x:auto;max-width:100%} *{box-sizing:border-box} body{overflow-wrap:break-word}
+input,select,textarea,button{max-width:100%}
 """
 
 
@@ -111,7 +114,7 @@ class Inspector:
     async def login_form(self, request: web.Request, error: str = "", nxt: str | None = None,
                          status: int = 200) -> web.Response:
         nxt = _e(safe_next(nxt or request.query.get("next")))
-        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
+        token = request.cookies.get(CSRF_COOKIE) or secrets.token_hex(24)
         err = f'<p class="err">{_e(error)}</p>' if error else ""
         resp = _page("Đăng nhập", f"""<div class="box"><h2>Đăng nhập <span class="en">/ Log in</span></h2>{err}
 <form method="post" action="/login"><input type="hidden" name="next" value="{nxt}"><input type="hidden" name="csrf" value="{_e(token)}">
@@ -169,7 +172,8 @@ class Inspector:
                 f'<td>{_e(bilingual(a["regulation"], "vi"))}<div class="en">{_e(bilingual(a["table"], "vi"))}, '
                 f'{_e(bilingual(a["column"], "vi"))}; {_e(bilingual(a["averaging"], "vi"))}</div>{unverified}</td>'
                 f'<td>{_e(since)}</td><td>{_e(st_vi)}<div class="en">{_e(st_en)}</div></td></tr>')
-        return f"<table>{head}{''.join(rows)}</table>"
+        # the table scrolls inside its box on a phone; the page itself never scrolls sideways
+        return f'<div class="scroll"><table>{head}{"".join(rows)}</table></div>'
 
     async def active(self, request: web.Request) -> web.Response:
         user = self.require(request)
@@ -245,7 +249,7 @@ class Inspector:
                 + ("<br><em>Ngưỡng chưa kiểm chứng với văn bản gốc / limit not verified against the official text</em>" if alert["unverified"] else "")
                 + f'</p><p>Giá trị {_e(fmt_number(alert["value"]))} · ngưỡng {_e(fmt_number(alert["limit"]))} · '
                 f'từ {_e(local_time(alert["fired_ms"]))}</p></div>{actions}'
-                f'<h3>Diễn biến <span class="en">/ Events</span></h3><table><tr><th>Lúc</th><th>Trạng thái</th><th>Người</th><th>Ghi chú</th></tr>{ev_rows}</table>')
+                f'<h3>Diễn biến <span class="en">/ Events</span></h3><div class="scroll"><table><tr><th>Lúc</th><th>Trạng thái</th><th>Người</th><th>Ghi chú</th></tr>{ev_rows}</table></div>')
         return _page(f"Cảnh báo #{alert['id']}", body, user, self.csrf(request))
 
     async def act(self, request: web.Request) -> web.Response:
@@ -272,10 +276,13 @@ class Inspector:
 
 def create_app(store: AlertStore, config: AlertsConfig, sites: dict, on_change: Callable | None = None,
                auth: AuthStore | None = None) -> web.Application:
-    """The inspector page. ``auth`` defaults to the shared store in ``$VW_DATA_DIR`` (``var``), the
-    same file the portal opens, so both pages share accounts and sessions."""
+    """The inspector page. ``auth`` defaults to ``auth.sqlite`` beside the alert store's file — by
+    default ``<data dir>/alerts.sqlite``, so the same file the portal opens in the data dir — and
+    both pages then share accounts and sessions."""
     if auth is None:
-        auth = AuthStore(auth_db_path(os.environ.get("VW_DATA_DIR") or "var"))
+        row = store.db.execute("PRAGMA database_list").fetchone()
+        folder = Path(row[2]).parent if row and row[2] else Path(os.environ.get("VW_DATA_DIR") or "var")
+        auth = AuthStore(auth_db_path(folder))
     ins = Inspector(store, config, sites, on_change, auth)
     app = web.Application()
     app.add_routes([

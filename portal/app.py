@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import io
 import json
@@ -49,6 +48,9 @@ MAX_SERIES_POINTS = 2000
 OPEN_DATA_DAYS_DEFAULT = 30
 OPEN_DATA_DAYS_MAX = 366  # one query per request; a year of daily rows stays small
 OPEN_DATA_COLUMNS = ("date", "metric", "unit", "mean", "count")
+ALERT_LOOKBACK_DAYS = 30  # open alerts older than this are not shown on the map after a restart
+GATEWAY_SILENT_S = 300  # a gateway that has not reported its status for this long is "mất kết nối"
+LATEST_TTL_S = 2.0  # /api/v1/stations: one database read shared by requests this close together
 SSE_QUEUE_MAX = 256  # per client; a client this far behind is disconnected (it reloads and resyncs)
 FEEDBACK_PER_ADDRESS = 5  # submissions per address per hour
 # the map's background tiles; the map works without them (stations drawn over the commune)
@@ -89,6 +91,9 @@ class Portal:
     ruleset: RuleSet | None = None  # limits for the map's states and the station page
     # last values per station as read by a page/API or received live; bounded by the site files' stations
     snapshots: dict[tuple[str, str], tuple[int, dict, dict]] = field(default_factory=dict)
+    limit_cache: status.LimitCache = field(default_factory=status.LimitCache)
+    _latest_cache: dict[tuple[str, ...], tuple[float, asyncio.Future]] = field(default_factory=dict)
+    _body_cache: dict[tuple, tuple[float, asyncio.Future]] = field(default_factory=dict)
     # alerts seen on the broker since start that are not resolved (the alert service keeps the truth)
     active_alerts: dict[tuple[str, str, str], dict] = field(default_factory=dict)
     mqtt: mqtt.Client | None = None
@@ -118,32 +123,107 @@ class Portal:
         return st
 
     # ------------------------------------------------------------------ InfluxDB
-    def latest(self, stations: list[Station], now_ms: int) -> tuple[dict, dict]:
+    def latest(self, stations: list[Station], now_ms: int, judged: set[str] | None = None) -> tuple[dict, dict]:
         """(latest, today) per (commune, station): the last value of each metric with its time, and
-        today's (site's local day) lowest and highest value. Two statements per metric per commune:
-        last() of several fields in one SELECT would share one timestamp, hiding each one's age."""
+        today's (site's local day) lowest and highest value.
+
+        Communes sharing a time zone are read together: one statement per metric for the last
+        values (last() of several fields in one SELECT would share one timestamp, hiding each
+        one's age) and one statement for the extremes since local midnight of the ``judged`` metrics
+        (those with a limit; None = all) — the costly statement on InfluxDB 1.x."""
         latest: dict[tuple[str, str], dict[str, dict]] = {}
         today: dict[tuple[str, str], dict[str, tuple[float, float]]] = {}
-        by_commune: dict[str, list[Station]] = {}
+        by_tz: dict[str, set[str]] = {}
+        metrics_of: dict[str, set[str]] = {}
         for st in stations:
-            by_commune.setdefault(st.commune, []).append(st)
-        for commune, group in by_commune.items():
-            midnight = _local_midnight_ms(now_ms, self.sites[commune].timezone)
-            for m in sorted({m for st in group for m in st.metrics}):
-                where = f"FROM {contract.MEASUREMENT_TELEMETRY} WHERE commune = {quote_tag(commune)}"
-                for s in self.influx.query(f"SELECT last({quote_ident(m)}) {where} GROUP BY station"):
+            by_tz.setdefault(self.sites[st.commune].timezone, set()).add(st.commune)
+            metrics_of.setdefault(self.sites[st.commune].timezone, set()).update(st.metrics)
+        for tz, communes in by_tz.items():
+            midnight = _local_midnight_ms(now_ms, tz)
+            where = (f"FROM {contract.MEASUREMENT_TELEMETRY} WHERE "
+                     f"({' OR '.join(f'commune = {quote_tag(c)}' for c in sorted(communes))})")
+            metrics = sorted(metrics_of[tz])
+            for m in metrics:
+                for s in self.influx.query(f"SELECT last({quote_ident(m)}) {where} GROUP BY commune, station"):
                     ts, value = s.values[0][0], s.values[0][1]
-                    latest.setdefault((commune, s.tags.get("station", "")), {})[m] = _value(m, value, ts)
-                for s in self.influx.query(f"SELECT min({quote_ident(m)}), max({quote_ident(m)}) {where} "
-                                           f"AND time >= {midnight}ms GROUP BY station"):
-                    lo, hi = s.values[0][1], s.values[0][2]
-                    if lo is not None:
-                        today.setdefault((commune, s.tags.get("station", "")), {})[m] = (lo, hi)
+                    key = (s.tags.get("commune", ""), s.tags.get("station", ""))
+                    latest.setdefault(key, {})[m] = _value(m, value, ts)
+            metrics = [m for m in metrics if judged is None or m in judged]
+            if not metrics:
+                continue
+            fields = ", ".join(f"min({quote_ident(m)}) AS {quote_ident('lo_' + m)}, "
+                               f"max({quote_ident(m)}) AS {quote_ident('hi_' + m)}" for m in metrics)
+            for s in self.influx.query(f"SELECT {fields} {where} AND time >= {midnight}ms GROUP BY commune, station"):
+                rec = dict(zip(s.columns, s.values[0], strict=True))
+                key = (s.tags.get("commune", ""), s.tags.get("station", ""))
+                for m in metrics:
+                    if rec.get(f"lo_{m}") is not None:
+                        today.setdefault(key, {})[m] = (rec[f"lo_{m}"], rec[f"hi_{m}"])
         return latest, today
+
+    async def latest_shared(self, stations: list[Station], now_ms: int) -> tuple[dict, dict]:
+        """latest() for the communes of ``stations``, shared by requests within LATEST_TTL_S:
+        concurrent map loads wait for one database read instead of each making their own. Live
+        changes reach pages by SSE, so a map is at most this much older than the stream."""
+        key = tuple(sorted({st.commune for st in stations}))
+        if not key:
+            return {}, {}
+        hit = self._latest_cache.get(key)
+        if hit and time.monotonic() - hit[0] < LATEST_TTL_S:
+            return await asyncio.shield(hit[1])
+        everything = [st for c in key for st in self.sites[c].stations.values()]
+        judged = {m for st in everything
+                  for m in self.limit_cache.get(self.ruleset, st, now_ms, self.sites[st.commune].timezone)[0]}
+        fut = asyncio.ensure_future(asyncio.to_thread(self.latest, everything, now_ms, judged))
+        self._latest_cache[key] = (time.monotonic(), fut)
+        if len(self._latest_cache) > 256:  # bounded: distinct commune sets seen recently
+            self._latest_cache.pop(next(iter(self._latest_cache)))
+        try:
+            return await asyncio.shield(fut)
+        except InfluxError:
+            self._latest_cache.pop(key, None)  # an error is not cached
+            raise
+
+    def load_active_alerts(self) -> int:
+        """Alerts still open according to InfluxDB (the alert service writes every state change
+        there), so the map is right after a portal restart; later changes come over MQTT."""
+        q = (f"SELECT * FROM {contract.MEASUREMENT_ALERTS} WHERE time > now() - {ALERT_LOOKBACK_DAYS}d "
+             f"GROUP BY commune, station, rule ORDER BY time DESC LIMIT 1")
+        count = 0
+        for s in self.influx.query(q):
+            rec = dict(zip(s.columns, s.values[0], strict=True))
+            commune, station, rule = (s.tags.get(k, "") for k in ("commune", "station", "rule"))
+            site = self.sites.get(commune)
+            if site is None or station not in site.stations or rec.get("state") == "resolved":
+                continue
+            self.active_alerts.setdefault((commune, station, rule), {
+                "id": rec.get("alert_id"), "rule": rule, "state": rec.get("state"), "severity": s.tags.get("severity")
+                or rec.get("severity"), "limit": rec.get("limit"), "value": rec.get("value"),
+                "message_vi": rec.get("message_vi"), "message_en": rec.get("message_en"), "ts": rec.get("time"),
+                "commune": commune, "station": station})
+            count += 1
+        return count
+
+    def gateways(self, communes: list[str]) -> list[dict]:
+        """Each gateway of these communes with the time of its last status report."""
+        last: dict[tuple[str, str], int] = {}
+        if communes:
+            where = " OR ".join(f"commune = {quote_tag(c)}" for c in communes)
+            q = (f"SELECT * FROM {contract.MEASUREMENT_GATEWAY_STATUS} WHERE ({where}) "
+                 f"GROUP BY commune, gateway ORDER BY time DESC LIMIT 1")
+            for s in self.influx.query(q):
+                last[(s.tags.get("commune", ""), s.tags.get("gateway", ""))] = s.values[0][0]
+        out = []
+        for c in communes:
+            for g in self.sites[c].gateways.values():
+                ts = last.get((c, g.id))
+                out.append({"commune": c, "id": g.id, "name": g.name_vi, "last_ts": ts,
+                            "stations": len(self.sites[c].stations_of(g.id))})
+        return out
 
     def assess(self, st: Station, latest: dict[str, dict], today: dict[str, tuple[float, float]],
                now_ms: int) -> status.Assessment:
-        a = status.assess(st, self.ruleset, latest, today, now_ms, self.sites[st.commune].timezone)
+        a = status.assess(st, self.ruleset, latest, today, now_ms, self.sites[st.commune].timezone, self.limit_cache)
         alerts = [x for x in self.alerts_of(st) if x.get("severity") in ("warning", "critical")]
         if alerts and a.state in ("ok", "warn"):
             # an active alert is the alert service's judgement (with the regulation's averaging)
@@ -314,15 +394,33 @@ def _int_arg(request: web.Request, name: str, default: int) -> int:
 
 async def api_stations(request: web.Request) -> web.Response:
     p = _portal(request)
-    stations = p.visible(request, request.query.get("commune"))
+    account = p.account(request)
+    commune = request.query.get("commune") or None
+    # the body depends only on what the caller may see: shared for LATEST_TTL_S like the values
+    key = (commune, account.communes if account else None)
+    hit = p._body_cache.get(key)
+    if hit and time.monotonic() - hit[0] < LATEST_TTL_S:
+        body = await asyncio.shield(hit[1])
+    else:
+        fut = asyncio.ensure_future(_stations_body(p, p.visible(request, commune)))
+        p._body_cache[key] = (time.monotonic(), fut)
+        if len(p._body_cache) > 256:
+            p._body_cache.pop(next(iter(p._body_cache)))
+        body = await asyncio.shield(fut)
+    return web.Response(body=body, content_type="application/json")
+
+
+async def _stations_body(p: Portal, stations: list[Station]) -> bytes:
     now_ms = int(time.time() * 1000)
     try:
-        latest, today = await asyncio.to_thread(p.latest, stations, now_ms)
+        latest, today = await p.latest_shared(stations, now_ms)
     except InfluxError as exc:
         log.warning("latest values unavailable: %s", exc)
         latest, today = {}, {}
     out = []
-    for st in stations:
+    for i, st in enumerate(stations):
+        if i % 100 == 99:
+            await asyncio.sleep(0)  # let SSE writes through while judging a thousand stations
         values = latest.get((st.commune, st.id), {})
         last_ts = max((v["ts"] for v in values.values()), default=None)
         a = p.assess(st, values, today.get((st.commune, st.id), {}), now_ms)
@@ -331,7 +429,7 @@ async def api_stations(request: web.Request) -> web.Response:
                     "kind": st.kind, "lat": st.lat, "lon": st.lon, "state": a.state,
                     "last_ts": last_ts, "latest": values, "public": st.public,
                     "summary_vi": a.summary_vi, "summary_en": a.summary_en, "aqi": a.aqi})
-    return web.json_response(out)
+    return json.dumps(out, ensure_ascii=False).encode()
 
 
 def _value(metric: str, value: float | None, ts: int) -> dict:
@@ -394,10 +492,10 @@ async def api_stream(request: web.Request) -> web.StreamResponse:
     queue: asyncio.Queue = asyncio.Queue(SSE_QUEUE_MAX)
     entry = StreamClient(commune, p.account(request), queue)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
-    await resp.prepare(request)
-    await resp.write(b": connected\n\n")
-    p.clients.add(entry)
+    p.clients.add(entry)  # before answering: once the browser sees the stream open, nothing is missed
     try:
+        await resp.prepare(request)
+        await resp.write(b": connected\n\n")
         while True:
             got, event = await get_or_timeout(queue, 15)  # cancellable, unlike wait_for (villagewatch/aio.py)
             if not got:
@@ -450,6 +548,18 @@ async def api_feedback(request: web.Request) -> web.Response:
     return web.json_response({"code": code, "url": f"/phan-anh/{code}"}, status=201)
 
 
+async def api_feedback_status(request: web.Request) -> web.Response:
+    """What the tracking page shows, for the page to refresh itself: status and reply only (no phone,
+    photo or place — the code is the only key a resident has)."""
+    item = _portal(request).feedback.get(request.match_info["code"])
+    if item is None:
+        raise web.HTTPNotFound(text="không tìm thấy mã phản ánh / no feedback with this code")
+    return web.json_response({"code": item["code"], "status": item["status"],
+                              "status_vi": STATUSES.get(item["status"], item["status"]), "reply": item["reply"],
+                              "reply_by": item["reply_by"], "reply_when": queue_web._local(item["reply_ms"]),
+                              "updated_ms": item["updated_ms"]}, headers={"Cache-Control": "no-store"})
+
+
 async def tracking_lookup(request: web.Request) -> web.Response:
     code = "".join(ch for ch in request.query.get("ma", "").upper() if ch.isalnum())[:16]
     if not code:
@@ -477,7 +587,25 @@ async def page_index(request: web.Request) -> dict:
     centers = [{"lat": s.center[0], "lon": s.center[1]} for s in p.sites.values() if s.center]
     outlines = [{"commune": s.commune, "name": s.name_vi, "points": [list(pt) for pt in s.outline]}
                 for s, _ in groups if s.outline]
-    return {"sites": list(p.sites.values()), "groups": groups, "categories": CATEGORIES, "markers": markers,
+    staff = None
+    account = p.account(request)
+    if account is not None:
+        communes = [c for c in p.sites if account.sees(c)]
+        try:
+            gws = await asyncio.to_thread(p.gateways, communes)
+        except InfluxError as exc:
+            log.warning("gateway status unavailable: %s", exc)
+            gws = []
+        now_ms = int(time.time() * 1000)
+        for g in gws:
+            g["state"] = "no_data" if g["last_ts"] is None else (
+                "offline" if now_ms - g["last_ts"] > GATEWAY_SILENT_S * 1000 else "ok")
+            g["when"] = (datetime.fromtimestamp(g["last_ts"] / 1000, ZoneInfo(p.sites[g["commune"]].timezone))
+                         .strftime("%H:%M %d/%m") if g["last_ts"] else "—")
+        alerts = [dict(a, name=p.sites[c].stations[s].name_vi) for (c, s, _), a in p.active_alerts.items()
+                  if account.sees(c)]
+        staff = {"gateways": gws, "alerts": alerts}
+    return {"sites": list(p.sites.values()), "groups": groups, "staff": staff, "categories": CATEGORIES, "markers": markers,
             "centers": centers, "outlines": outlines, "states": STATE_STYLE, "tile_url": os.environ.get("VW_PORTAL_TILE_URL", DEFAULT_TILE_URL)}
 
 
@@ -536,21 +664,33 @@ def build_app(portal: Portal) -> web.Application:
     app.router.add_get("/api/v1/stations/{commune}/{station}/daily.json", api_daily_json)
     app.router.add_get("/api/v1/stream", api_stream)
     app.router.add_post("/api/v1/feedback", api_feedback)
+    app.router.add_get("/api/v1/feedback/{code}", api_feedback_status)
 
     async def on_startup(app: web.Application) -> None:
         portal.loop = asyncio.get_running_loop()
         portal.start_mqtt()
+        try:
+            n = await asyncio.to_thread(portal.load_active_alerts)
+            log.info("%d open alert(s) read from InfluxDB", n)
+        except InfluxError as exc:
+            log.warning("open alerts not read from InfluxDB (%s): the map learns them from the broker", exc)
 
     async def on_cleanup(app: web.Application) -> None:
         if portal.mqtt:
             portal.mqtt.loop_stop()
             portal.mqtt.disconnect()
-        for client in list(portal.clients):
-            with contextlib.suppress(asyncio.QueueFull):
-                client.queue.put_nowait(None)
         portal.feedback.close()
         portal.signin.store.close()
 
+    async def on_shutdown(app: web.Application) -> None:
+        # end open SSE streams first: the server waits for running handlers before cleanup
+        for client in list(portal.clients):
+            portal.clients.discard(client)
+            while not client.queue.empty():
+                client.queue.get_nowait()
+            client.queue.put_nowait(None)
+
     app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
     app.on_cleanup.append(on_cleanup)
     return app

@@ -61,6 +61,18 @@ async def queue_page(request: web.Request) -> web.Response:
         "categories": CATEGORIES, "local": _local, "sites": p.sites})
 
 
+_FIELD_WORDS = {"status": "Trạng thái", "assignee": "Giao cho", "station": "Trạm liên quan",
+                "alert_id": "Cảnh báo liên quan", "reply": "Trả lời"}
+
+
+def _event_words(e: dict) -> dict:
+    """"status: in_progress" as a person reads it: "Trạng thái: Đang xử lý"."""
+    field_name, _, value = e["what"].partition(": ")
+    if field_name == "status":
+        value = STATUSES.get(value, value)
+    return {**e, "what": f"{_FIELD_WORDS.get(field_name, field_name)}: {value}"}
+
+
 def _staff_names(p: Any, commune: str) -> list[Account]:
     return [a for a in p.signin.store.accounts() if a.sees(commune)]
 
@@ -71,7 +83,7 @@ async def item_page(request: web.Request, error: str = "", status: int = 200) ->
     item = _item_for(request, account)
     site = p.sites.get(item["commune"])
     return aiohttp_jinja2.render_template("queue_item.html", request, {
-        "item": item, "events": p.feedback.events(item["code"]), "statuses": STATUSES, "statuses_en": STATUSES_EN,
+        "item": item, "events": [_event_words(e) for e in p.feedback.events(item["code"])], "statuses": STATUSES, "statuses_en": STATUSES_EN,
         "category": CATEGORIES.get(item["category"], item["category"]), "local": _local,
         "stations": list(site.stations.values()) if site else [], "staff": _staff_names(p, item["commune"]),
         "error": error, "coords": (f"{number(item['lat'], 5)}; {number(item['lon'], 5)}"

@@ -80,7 +80,7 @@ async def csrf_cookie_middleware(request: web.Request,
                                  handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     """Give every browser a random double-submit token before it signs in (login CSRF)."""
     existing = request.cookies.get(CSRF_COOKIE)
-    request[ANON_CSRF_KEY] = existing or secrets.token_urlsafe(24)
+    request[ANON_CSRF_KEY] = existing or secrets.token_hex(24)
     resp = await handler(request)
     if not existing and not resp.prepared:
         opts = cookie_options(_signin(request).public_url)

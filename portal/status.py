@@ -126,6 +126,33 @@ def limits_for(ruleset: RuleSet | None, st: Station, at_ms: int, tz: str = "Asia
     return out
 
 
+def _limit_info(lim: Limit) -> dict:
+    r = lim.rule
+    return {"words_vi": lim.words("vi"), "words_en": lim.words("en"), "citation_vi": lim.citation("vi"),
+            "citation_en": lim.citation("en"), "severity": r.severity, "kind": r.kind,
+            "lo": r.lo, "hi": r.hi, "limit": r.limit}
+
+
+class LimitCache:
+    """Limits (and their words) per station for the current minute: rule selection and wording are
+    the costly part of judging 1,000 stations, and they only change with dates and hours. Memory is
+    bounded by the stations of the site files (the whole map is dropped when the minute changes)."""
+
+    def __init__(self) -> None:
+        self._minute = -1
+        self._map: dict[tuple[str, str], tuple[dict[str, list[Limit]], dict[str, list[dict]]]] = {}
+
+    def get(self, ruleset: RuleSet | None, st: Station, at_ms: int, tz: str) -> tuple[dict, dict]:
+        minute = at_ms // 60_000
+        if minute != self._minute:
+            self._minute, self._map = minute, {}
+        key = (st.commune, st.id)
+        if key not in self._map:
+            limits = limits_for(ruleset, st, at_ms, tz)
+            self._map[key] = (limits, {m: [_limit_info(lim) for lim in lims] for m, lims in limits.items()})
+        return self._map[key]
+
+
 @dataclass
 class Assessment:
     state: str
@@ -136,9 +163,13 @@ class Assessment:
 
 
 def assess(st: Station, ruleset: RuleSet | None, latest: dict[str, dict], today: dict[str, tuple[float, float]],
-           now_ms: int, tz: str = "Asia/Ho_Chi_Minh") -> Assessment:
+           now_ms: int, tz: str = "Asia/Ho_Chi_Minh", cache: LimitCache | None = None) -> Assessment:
     """``latest``: metric → {value, ts}; ``today``: metric → (min, max) since local midnight."""
-    limits = limits_for(ruleset, st, now_ms, tz)
+    if cache is not None:
+        limits, info = cache.get(ruleset, st, now_ms, tz)
+    else:
+        limits = limits_for(ruleset, st, now_ms, tz)
+        info = {m: [_limit_info(lim) for lim in lims] for m, lims in limits.items()}
     subject_vi, subject_en = SUBJECT.get(st.kind, (st.name_vi, st.name_en or st.name_vi))
     per_metric: dict[str, dict] = {}
     breaches: list[tuple[str, str, Limit]] = []
@@ -157,10 +188,7 @@ def assess(st: Station, ruleset: RuleSet | None, latest: dict[str, dict], today:
                 breaches.append((metric, s, lim))
         if not values:
             state = "no_data"
-        per_metric[metric] = {"state": state, "limits": [
-            {"words_vi": lim.words("vi"), "words_en": lim.words("en"), "citation_vi": lim.citation("vi"),
-             "citation_en": lim.citation("en"), "severity": lim.rule.severity, "kind": lim.rule.kind,
-             "lo": lim.rule.lo, "hi": lim.rule.hi, "limit": lim.rule.limit} for lim in lims]}
+        per_metric[metric] = {"state": state, "limits": info.get(metric, [])}
         if state in RANK and RANK[state] > RANK[worst]:
             worst = state
     aqi_value = _aqi(latest) if st.kind == "air" else None

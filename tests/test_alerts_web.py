@@ -100,6 +100,13 @@ def test_inspector_login_ack_history(tmp_path, artifacts_dir):
             assert page.locator(f"tr[data-alert-id='{alert['id']}']").count() == 0
             page.goto(f"{base}/history?station=ao-ca-tra-a3")
             page.screenshot(path=str(artifacts_dir / "alerts-inspector-history.png"), full_page=True)
+            # on a phone the inspector's pages do not scroll sideways (the issue measured 585 px at 390)
+            page.set_viewport_size({"width": 390, "height": 844})
+            for path in ("/", f"/alert/{alert['id']}", "/history?station=ao-ca-tra-a3"):
+                page.goto(base + path)
+                assert page.evaluate("document.documentElement.scrollWidth") <= 390, path
+            page.screenshot(path=str(artifacts_dir / "alerts-inspector-history-390.png"), full_page=True)
+            page.set_viewport_size({"width": 1280, "height": 800})
             # an operator of another commune sees nothing of this commune
             page.click("#logout")
             page.wait_for_url(f"{base}/login")

@@ -136,7 +136,8 @@ def test_portal_stream_forwards_public_readings_not_private(stack, portal):
         assert event == "reading"
         assert data == {"commune": COMMUNE, "station": PUBLIC, "ts": now, "metrics": {"chlorine": 0.42},
                         "texts": {"chlorine": "0,42 mg/L"}, "state": "ok",
-                        "summary_vi": "Nước máy: đạt quy chuẩn hôm nay"}
+                        "summary_vi": "Nước máy: đạt quy chuẩn hôm nay",
+                        "summary_en": "Tap water: within the regulation today"}
     finally:
         c.loop_stop()
         c.disconnect()

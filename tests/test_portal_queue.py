@@ -98,8 +98,13 @@ def test_portal_feedback_queue_assign_reply_link_and_scope(stack, scoped):  # no
     assert (item["status"], item["assignee"], item["station"], item["alert_id"], item["reply"]) == (
         "in_progress", "op-a", TAP, 12, reply)
     _, _, page = op_a.request(f"/xu-ly/{code_a}")
-    assert "assignee: op-a" in page and "reply: " in page  # history lists each change
+    assert "Giao cho: op-a" in page and "Trạng thái: Đang xử lý" in page and "Trả lời: " in page  # history
     _, _, page = resident.request(f"/phan-anh/{code_a.lower()}")
     assert reply in page and "Đang xử lý" in page
     _, _, page = op_a.request("/xu-ly?status=in_progress")
     assert code_a in page and code_b not in page
+    status, _, body = resident.request(f"/api/v1/feedback/{code_a}")
+    shown = json.loads(body)
+    assert status == 200 and shown["reply"] == reply and shown["status"] == "in_progress"
+    assert not {"phone", "lat", "lon", "text", "assignee"} & set(shown)  # the code shows status and reply only
+    assert resident.request("/api/v1/feedback/NOPE1234")[0] == 404

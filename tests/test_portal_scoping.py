@@ -129,3 +129,45 @@ def test_portal_operator_of_a_never_sees_commune_b(stack, scoped, two_communes):
     assert seen["op"] == [("reading", A, POND), ("reading", A, TAP)]
     assert seen["resident"] == [("reading", B, TAP), ("alert", B, TAP), ("reading", A, TAP)]
     assert seen["insp"] == [("reading", B, TAP), ("alert", B, TAP), ("reading", A, POND), ("reading", A, TAP)]
+
+
+@pytest.mark.integration
+def test_portal_staff_overview_open_alerts_and_gateways_per_commune(stack, tmp_path, two_communes):
+    """Open alerts are read back from InfluxDB at start (a restarted portal still colours the map);
+    the staff panel lists gateways with their last report and alerts — of the account's communes only."""
+    from test_portal_api import _write
+
+    now = int(time.time() * 1000)
+    _write(stack, [
+        f'alerts,commune={A},station={TAP},rule=qcvn01-chlorine,severity=critical state="firing",alert_id=5i,'
+        f'limit=0.2,value=0.1,message_vi="Clo dư thấp ở A" {now - 60_000}',
+        f'alerts,commune={B},station={TAP},rule=qcvn01-chlorine,severity=critical state="firing",alert_id=6i,'
+        f'limit=0.2,value=0.1,message_vi="Clo dư thấp ở B" {now - 60_000}',
+        f'alerts,commune={A},station=song-tien-ben-do,rule=qcvn08-do,severity=warning state="firing",alert_id=7i,'
+        f'message_vi="Đã xong" {now - 90_000}',
+        f'alerts,commune={A},station=song-tien-ben-do,rule=qcvn08-do,severity=warning state="resolved",alert_id=7i,'
+        f'message_vi="Đã xong" {now - 30_000}',
+        f"gateway_status,commune={A},gateway=gw-trung-tam uptime_s=100 {now - 10_000}",
+        f"gateway_status,commune={A},gateway=gw-ao-nuoi uptime_s=100 {now - 3_600_000}",
+        f"telemetry,commune={A},kind=water_supply,station={TAP} chlorine=0.5,seq=1i {now - 5_000}",
+    ])
+    settings = Settings(mqtt_url=stack.mqtt_url, influx_url=stack.influx_url, influx_db=stack.influx_db,
+                        data_dir=str(tmp_path / "var"))
+    base, portal, stop = make_portal(tmp_path / "var", two_communes, settings)
+    try:
+        portal.signin.store.put_account("op-a", "operator", [A], PASSWORD)
+        op, resident = Client(base), Client(base)
+        assert op.login("op-a", PASSWORD)[0] == 303
+        # the open alert makes the tap "vượt ngưỡng" although its latest chlorine (0.5) is fine
+        tap = next(s for s in _api(resident, f"/api/v1/stations?commune={A}") if s["station"] == TAP)
+        assert tap["state"] == "exceeded" and "Clo dư thấp ở A" in tap["summary_vi"]
+        status, _, page = op.request("/")
+        staff = page[page.index('id="staff"'):page.index("</section>")]
+        assert "Clo dư thấp ở A" in staff and "Clo dư thấp ở B" not in staff and "Đã xong" not in staff
+        assert 'data-gateway="tan-thuan-dong/gw-trung-tam" data-state="ok"' in staff
+        assert 'data-gateway="tan-thuan-dong/gw-ao-nuoi" data-state="offline"' in staff
+        assert 'data-gateway="tan-thuan-dong/gw-dong-ruong" data-state="no_data"' in staff
+        assert f'data-gateway="{B}/' not in staff
+        assert 'id="staff"' not in resident.request("/")[2]  # residents get no staff panel
+    finally:
+        stop()

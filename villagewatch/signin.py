@@ -215,7 +215,7 @@ class AuthStore:
     # ------------------------------------------------------------------ sessions
     def _new_session(self, username: str, now: int) -> tuple[str, Session]:
         token = secrets.token_urlsafe(32)
-        csrf = secrets.token_urlsafe(24)
+        csrf = secrets.token_hex(24)
         with self._lock:
             self.db.execute("DELETE FROM sessions WHERE expires_ms < ?", (now,))
             self.db.execute("INSERT INTO sessions VALUES (?,?,?,?,?)",
