@@ -92,7 +92,7 @@ def overview(c: BoardContext) -> Board:
             "view": {"id": "coords", "lat": c.site.center[0] if c.site.center else stations[0].lat,
                      "lon": c.site.center[1] if c.site.center else stations[0].lon, "zoom": 14},
             "controls": {"showZoom": True, "mouseWheelZoom": True},
-            "basemap": {"type": "default", "name": "Basemap"},
+            "basemap": {"type": "default", "name": c.t("basemap")},
             "layers": [{"type": "markers", "name": c.t("map"), "tooltip": True,
                         "location": {"mode": "coords", "latitude": "lat", "longitude": "lon"},
                         "config": {"showLegend": True, "style": {
@@ -145,14 +145,22 @@ def active_alerts_table(c: BoardContext) -> dict[str, Any]:
                        {"matcher": {"id": "byName", "options": "severity"},
                         "properties": [{"id": "displayName", "value": c.t("col_severity")},
                                        {"id": "custom.cellOptions", "value": {"type": "color-background"}},
-                                       {"id": "mappings", "value": g.value_mappings({
-                                           0: ("info", g.YELLOW), 1: ("warning", g.ORANGE),
-                                           2: ("critical", g.RED)})}]},
+                                       {"id": "mappings", "value": c.severity_mappings()}]},
                        {"matcher": {"id": "byName", "options": "rule"},
-                        "properties": [{"id": "displayName", "value": c.t("col_rule")}]},
+                        "properties": [{"id": "displayName", "value": c.t("col_rule")},
+                                       {"id": "mappings", "value": c.rule_mappings()}]},
+                       {"matcher": {"id": "byName", "options": "Time"},
+                        "properties": [{"id": "displayName", "value": c.t("col_time")}]},
+                       {"matcher": {"id": "byName", "options": "state"},
+                        "properties": [{"id": "displayName", "value": c.t("col_state")},
+                                       {"id": "mappings", "value": c.state_mappings()}]},
+                       # values of different metrics share this column and a table cell cannot carry
+                       # each row's unit: the message shows the value with its unit instead
+                       {"matcher": {"id": "byName", "options": "value"},
+                        "properties": [{"id": "custom.hidden", "value": True}]},
                        {"matcher": {"id": "byName", "options": "message"},
                         "properties": [{"id": "displayName", "value": c.t("col_message")}]}],
-                   options={"showHeader": True, "frameIndex": 0, "sortBy": [{"displayName": "Time", "desc": True}]})
+                   options={"showHeader": True, "frameIndex": 0, "sortBy": [{"displayName": c.t("col_time"), "desc": True}]})
 
 
 # --------------------------------------------------------------------------- water
@@ -205,7 +213,7 @@ def air(c: BoardContext) -> Board:
         # QCVN 05 limits PM as a 24-hour mean, so the comparison panel shows daily means
         for s in c.with_metric(metric, air_st):
             tg = g.target("A", Q.daily_mean(metric, Q.station_eq(s.id)))
-            layout.add(g.timeseries(f"{c.name(s)} — {c.metric_label(metric)} (24 h)", [tg], bars=True,
+            layout.add(g.timeseries(f"{c.name(s)} — {c.metric_label(metric)} ({c.t('h24')})", [tg], bars=True,
                                     unit=unit_of(metric), thresholds_=c.limits.thresholds(s, metric),
                                     threshold_style="line", description=c.limits.describe(s, metric, c.lang),
                                     interval="1d"), 6, 7)
@@ -296,14 +304,17 @@ def devices(c: BoardContext) -> Board:
         tg = g.target("A", query)
         tg["alias"] = "$tag_gateway"
         names = [{"matcher": {"id": "byName", "options": gw.id},
-                  "properties": [{"id": "displayName", "value": gw.name_vi}]} for gw in c.site.gateways.values()]
-        layout.add(g.timeseries(c.t(key), [tg], unit="none", decimals=0, overrides=names,
+                  "properties": [{"id": "displayName", "value": c.gateway_name(gw)}]} for gw in c.site.gateways.values()]
+        layout.add(g.timeseries(c.t(key), [tg], unit=f"suffix: {c.t('messages')}", decimals=0, overrides=names,
                                 bars=field == "dropped"), 12, 8)
     for field, key in ((IS.RECEIVED, "ingest_rate"), (IS.REJECTED, "ingest_rejects")):
         targets = [g.target("A", Q.ingest_rate(field))]
         if field == IS.RECEIVED:
             targets.append(g.target("B", Q.ingest_rate(IS.WRITTEN)))
-        layout.add(g.timeseries(c.t(key), targets, unit="none", decimals=0), 12, 8)
+        for tg, name in zip(targets, ("received", "written") if field == IS.RECEIVED else ("rejected",), strict=True):
+            tg["alias"] = c.t(name)  # legend in the reader's words, not "ingest_stats.received"
+        layout.add(g.timeseries(c.t(key), targets, unit=f"suffix: {c.t('messages_per_min')}", decimals=0),
+                   12, 8)
     return layout.panels, stations
 
 

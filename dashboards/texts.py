@@ -64,9 +64,22 @@ TEXTS: dict[str, tuple[str, str]] = {
     "col_severity": ("Mức độ", "Severity"),
     "col_message": ("Nội dung", "Message"),
     "col_value": ("Giá trị", "Value"),
+    "col_state": ("Trạng thái", "State"),
     "annotation_alerts": ("Chuyển trạng thái cảnh báo", "Alert transitions"),
     "folder_suffix_en": ("", " (English)"),
     "hours": ("giờ", "hours"),
+    "h24": ("24 giờ", "24 h"),
+    "col_time": ("Thời điểm", "Time"),
+    "basemap": ("Bản đồ nền", "Basemap"),
+    "received": ("Nhận được", "Received"),
+    "written": ("Đã ghi", "Written"),
+    "rejected": ("Bị từ chối", "Rejected"),
+    "messages": ("bản tin", "messages"),
+    "messages_per_min": ("bản tin/phút", "messages/min"),
+    "all": ("Tất cả", "All"),
+    "rule_stale": ("Mất tín hiệu", "Silent station"),
+    "rule_gateway_offline": ("Cổng kết nối mất kết nối", "Gateway offline"),
+    "rule_flatline": ("số đo không đổi", "stuck reading"),
 }
 
 
