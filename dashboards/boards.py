@@ -247,7 +247,9 @@ def waste(c: BoardContext) -> Board:
                                 "orientation": "horizontal", "displayMode": "lcd", "showUnfilled": True}),
                12, 8)
     ttf = g.target("A", Q.time_to_full_hours(ids), "table")
-    layout.add(g.panel("table", c.t("time_to_full"), [ttf], unit="h", decimals=1,
+    # Grafana writes its "h" unit in English ("5.2 hour"): the Vietnamese board gets a suffix
+    hours_unit = f"suffix: {c.t('hours')}" if c.lang == "vi" else "h"
+    layout.add(g.panel("table", c.t("time_to_full"), [ttf], unit=hours_unit, decimals=1,
                        description=c.t("time_to_full_desc"), overrides=c.station_names(bins)), 12, 8)
     collect_at = min((b.value for b in c.limits.bounds(bins[0], "fill") if b.side == "above"), default=None)
     transformations = [{"id": "sortBy", "options": {"sort": [{"field": "fill", "desc": True}]}}]

@@ -65,8 +65,8 @@ class BoardContext:
         return label.replace("PM2.5", "PM2,5") if self.lang == "vi" else label
 
     def gateway_name(self, gateway: Gateway) -> str:
-        # a site file names gateways in Vietnamese only; the English board says "Gateway <id>"
-        return gateway.name_vi if self.lang == "vi" else str(gateway.params.get("name_en") or gateway.name_vi)
+        # a site file names gateways in Vietnamese only (no name_en): a proper name on both boards
+        return gateway.name_vi
 
     def severity_mappings(self) -> list[dict[str, Any]]:
         """The alert severity tag (info/warning/critical) in the reader's words and colours."""
