@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from dashboards import grafana as g
-from dashboards import queries as Q
 from dashboards.limits import Limits
 from dashboards.texts import t
 from rules.labels import pick_lang, with_variant
@@ -121,14 +120,14 @@ class BoardContext:
         return [*series, table]
 
     def variables(self, stations: Iterable[Station]) -> list[dict[str, Any]]:
-        ids = [s.id for s in stations] or [s.id for s in self.site.stations.values()]
-        commune = g.query_variable("commune", self.t("var_commune"), Q.commune_variable(), multi=False,
-                                   include_all=False, current=self.site.commune)
-        commune["current"]["text"] = self.commune_name()  # the value stays the id the queries match
-        station = g.query_variable("station", self.t("var_station"), Q.station_variable(ids), multi=True,
-                                   include_all=True)
-        station["current"]["text"] = self.t("all")
-        return [commune, station]
+        """Commune and station pickers listing names (the site file's), matching ids."""
+        chosen = list(stations) or list(self.site.stations.values())
+        return [
+            g.custom_variable("commune", self.t("var_commune"), [(self.commune_name(), self.site.commune)],
+                              multi=False, include_all=False, current=self.site.commune),
+            g.custom_variable("station", self.t("var_station"), [(self.name(s), s.id) for s in chosen],
+                              multi=True, include_all=True, all_text=self.t("all")),
+        ]
 
     def uid(self, board: str) -> str:
         return board_uid(self.site.commune, board, self.lang)

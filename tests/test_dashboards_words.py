@@ -172,3 +172,16 @@ def test_english_boards_have_no_vietnamese_leftovers(generated, sites):
     assert boards
     leftovers = [f"{p.name} {x}" for p, d in boards for x in english_leftovers(d, proper)]
     assert not leftovers, "\n".join(leftovers)
+
+
+def test_pickers_list_names_and_match_ids(generated, sites):
+    """The commune and station pickers show the site file's names; the queries still get ids."""
+    from dashboards.grafana import custom_values
+    for path, dash in generated:
+        site, lang = sites[path.parent.name], path.parent.parent.name
+        commune, station = dash["templating"]["list"]
+        assert custom_values(commune["query"]) == [site.commune]
+        assert commune["current"]["text"] == (site.name_vi if lang == "vi" else site.name_en or site.name_vi)
+        names = {o["value"]: o["text"] for o in station["options"]}
+        assert set(custom_values(station["query"])) == set(names) <= set(site.stations)
+        assert all(names[i] == site.stations[i].name(lang) for i in names)
