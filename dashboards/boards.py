@@ -25,6 +25,23 @@ AGGREGATE = {"do": "min", "pm25": "max", "pm10": "max", "level": "max", "fill": 
              "turbidity": "max", "noise": "max"}
 
 
+def named(target: dict[str, Any], alias: str) -> dict[str, Any]:
+    """A series named in the reader's words (else Grafana shows "telemetry.chlorine")."""
+    target["alias"] = alias
+    return target
+
+
+def hidden(column: str) -> dict[str, Any]:
+    return {"matcher": {"id": "byName", "options": column}, "properties": [{"id": "custom.hidden", "value": True}]}
+
+
+def columns(c: BoardContext, **names: str) -> list[dict[str, Any]]:
+    """Table columns of a query (its AS names, and Grafana's "Time") shown by name."""
+    names = {"Time": c.t("col_time"), **names}
+    return [{"matcher": {"id": "byName", "options": col}, "properties": [{"id": "displayName", "value": name}]}
+            for col, name in names.items()]
+
+
 def metric_panels(c: BoardContext, layout: g.Layout, stations: list[Station], metric: str, *,
                   w: int = 8, h: int = 8, title_suffix: str = "", description: str = "",
                   threshold_style: str = "line") -> None:
@@ -112,7 +129,7 @@ def overview(c: BoardContext) -> Board:
             metric = s.metrics[0]
         desc = c.limits.describe(s, metric, c.lang)
         stat = g.panel("stat", f"{c.name(s)} — {c.metric_label(metric)}",
-                       [g.target("A", Q.latest(metric, Q.station_eq(s.id)))],
+                       [named(g.target("A", Q.latest(metric, Q.station_eq(s.id))), c.metric_label(metric))],
                        unit=unit_of(metric), decimals=contract.METRICS[metric].decimals,
                        thresholds_=c.limits.thresholds(s, metric) or g.thresholds(g.GREEN, []),
                        description=desc, color_mode="thresholds",
@@ -156,8 +173,7 @@ def active_alerts_table(c: BoardContext) -> dict[str, Any]:
                                        {"id": "mappings", "value": c.state_mappings()}]},
                        # values of different metrics share this column and a table cell cannot carry
                        # each row's unit: the message shows the value with its unit instead
-                       {"matcher": {"id": "byName", "options": "value"},
-                        "properties": [{"id": "custom.hidden", "value": True}]},
+                       hidden("value"),
                        {"matcher": {"id": "byName", "options": "message"},
                         "properties": [{"id": "displayName", "value": c.t("col_message")}]}],
                    options={"showHeader": True, "frameIndex": 0, "sortBy": [{"displayName": c.t("col_time"), "desc": True}]})
@@ -212,7 +228,7 @@ def air(c: BoardContext) -> Board:
     for metric in ("pm25", "pm10"):
         # QCVN 05 limits PM as a 24-hour mean, so the comparison panel shows daily means
         for s in c.with_metric(metric, air_st):
-            tg = g.target("A", Q.daily_mean(metric, Q.station_eq(s.id)))
+            tg = named(g.target("A", Q.daily_mean(metric, Q.station_eq(s.id))), c.metric_label(metric))
             layout.add(g.timeseries(f"{c.name(s)} — {c.metric_label(metric)} ({c.t('h24')})", [tg], bars=True,
                                     unit=unit_of(metric), thresholds_=c.limits.thresholds(s, metric),
                                     threshold_style="line", description=c.limits.describe(s, metric, c.lang),
@@ -242,7 +258,7 @@ def waste(c: BoardContext) -> Board:
     fill_now = g.target("A", Q.latest("fill", ids), "table")
     layout.add(g.panel("bargauge", c.t("fill_now"), [fill_now], unit="percent", min_=0, max_=100,
                        decimals=0, thresholds_=limits, description=c.limits.describe(bins[0], "fill", c.lang),
-                       overrides=c.station_names(bins),
+                       overrides=c.station_names(bins) + columns(c, fill=c.metric_label("fill")),
                        options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "/^fill$/", "values": True},
                                 "orientation": "horizontal", "displayMode": "lcd", "showUnfilled": True}),
                12, 8)
@@ -250,7 +266,8 @@ def waste(c: BoardContext) -> Board:
     # Grafana writes its "h" unit in English ("5.2 hour"): the Vietnamese board gets a suffix
     hours_unit = f"suffix: {c.t('hours')}" if c.lang == "vi" else "h"
     layout.add(g.panel("table", c.t("time_to_full"), [ttf], unit=hours_unit, decimals=1,
-                       description=c.t("time_to_full_desc"), overrides=c.station_names(bins)), 12, 8)
+                       description=c.t("time_to_full_desc"),
+                       overrides=c.station_names(bins) + columns(c, hours=c.t("time_to_full"))), 12, 8)
     collect_at = min((b.value for b in c.limits.bounds(bins[0], "fill") if b.side == "above"), default=None)
     transformations = [{"id": "sortBy", "options": {"sort": [{"field": "fill", "desc": True}]}}]
     if collect_at is not None:
@@ -262,7 +279,8 @@ def waste(c: BoardContext) -> Board:
                                                            "options": {"value": collect_at}}}]}})
     collect = g.panel("table", c.t("collect_now"), [g.target("A", Q.latest("fill", ids), "table")],
                       unit="percent", decimals=0, thresholds_=limits, transformations=transformations,
-                      description=c.limits.describe(bins[0], "fill", c.lang), overrides=c.station_names(bins))
+                      description=c.limits.describe(bins[0], "fill", c.lang),
+                      overrides=c.station_names(bins) + columns(c, fill=c.metric_label("fill")))
     layout.add(collect, 12, 8)
     metric_panels(c, layout, bins, "fill", w=12, title_suffix=f" — {c.t('fill_history')}")
     metric_panels(c, layout, bins, "bin_temp", w=12)
@@ -276,7 +294,8 @@ def flood(c: BoardContext) -> Board:
     gauges = c.with_metric("level", c.stations("flood_gauge", "river"))
     for s in gauges:
         layout.add(g.panel("stat", f"{c.name(s)} — {c.metric_label('level')}",
-                           [g.target("A", Q.latest("level", Q.station_eq(s.id)))], unit=unit_of("level"),
+                           [named(g.target("A", Q.latest("level", Q.station_eq(s.id))), c.metric_label("level"))],
+                           unit=unit_of("level"),
                            decimals=2, thresholds_=c.limits.thresholds(s, "level"), color_mode="thresholds",
                            description=c.limits.describe(s, "level", c.lang),
                            options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
@@ -296,7 +315,8 @@ def devices(c: BoardContext) -> Board:
                    overrides=c.station_names(stations) + [
                        {"matcher": {"id": "byName", "options": "Time"},
                         "properties": [{"id": "unit", "value": "dateTimeFromNow"},
-                                       {"id": "displayName", "value": c.t("last_seen")}]}],
+                                       {"id": "displayName", "value": c.t("last_seen")}]},
+                       hidden("seq")],
                    options={"showHeader": True, "frameIndex": 0, "sortBy": [{"displayName": c.t("last_seen"), "desc": False}]})
     layout.add(seen, 8, 12)
     metric_panels(c, layout, stations, "battery", w=8, h=12, title_suffix="")

@@ -39,7 +39,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "class": ("loại", "class"),
     # air
     "aqi_bands": ("Màu theo thang VN_AQI", "Colours by VN_AQI band"),
-    "noise_limits": ("Đường giới hạn ban ngày (06–21 h) và ban đêm (21–06 h)",
+    "noise_limits": ("Đường giới hạn ban ngày (từ 6 giờ đến 21 giờ) và ban đêm (từ 21 giờ đến 6 giờ)",
                      "Day (06–21 h) and night (21–06 h) limit lines"),
     "rain_hourly": ("Lượng mưa theo giờ", "Hourly rainfall"),
     # waste

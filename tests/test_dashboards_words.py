@@ -185,3 +185,36 @@ def test_pickers_list_names_and_match_ids(generated, sites):
         names = {o["value"]: o["text"] for o in station["options"]}
         assert set(custom_values(station["query"])) == set(names) <= set(site.stations)
         assert all(names[i] == site.stations[i].name(lang) for i in names)
+
+
+def _outer_columns(query: str) -> list[str]:
+    """Column names of a query's outer SELECT (its AS names, or the bare field)."""
+    head = query.removeprefix("SELECT ").split(" FROM ", 1)[0]
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(head):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            items.append(head[start:i])
+            start = i + 1
+    items.append(head[start:])
+    return [item.split(" AS ")[-1].strip().strip('"') for item in items]
+
+
+def test_every_series_and_column_has_a_reader_name(generated):
+    """No legend reads "telemetry.chlorine" and no table header reads "fill", "seq" or "Time":
+    time series carry an alias, every table column a display name (or is hidden). The geomap's
+    lat/lon/state fields are left (docs/dashboards.md)."""
+    missing = []
+    for path, dash in generated:
+        for panel in dash["panels"]:
+            if panel["type"] in ("row", "geomap"):
+                continue
+            named = {o["matcher"]["options"] for o in panel["fieldConfig"].get("overrides", [])
+                     if any(p["id"] in ("displayName", "custom.hidden") for p in o["properties"])}
+            for tg in panel.get("targets", []):
+                if tg.get("resultFormat") == "table":
+                    missing += [f"{path.parent.parent.name}/{path.name} {panel['title']!r}: column {col!r}"
+                                for col in ["Time", "station", *_outer_columns(tg["query"])] if col not in named]
+                elif not tg.get("alias"):
+                    missing.append(f"{path.parent.parent.name}/{path.name} {panel['title']!r}: series {tg['refId']}")
+    assert not missing, "\n".join(missing)
