@@ -25,6 +25,23 @@ AGGREGATE = {"do": "min", "pm25": "max", "pm10": "max", "level": "max", "fill": 
              "turbidity": "max", "noise": "max"}
 
 
+def named(target: dict[str, Any], alias: str) -> dict[str, Any]:
+    """A series named in the reader's words (else Grafana shows "telemetry.chlorine")."""
+    target["alias"] = alias
+    return target
+
+
+def hidden(column: str) -> dict[str, Any]:
+    return {"matcher": {"id": "byName", "options": column}, "properties": [{"id": "custom.hidden", "value": True}]}
+
+
+def columns(c: BoardContext, **names: str) -> list[dict[str, Any]]:
+    """Table columns of a query (its AS names, and Grafana's "Time") shown by name."""
+    names = {"Time": c.t("col_time"), **names}
+    return [{"matcher": {"id": "byName", "options": col}, "properties": [{"id": "displayName", "value": name}]}
+            for col, name in names.items()]
+
+
 def metric_panels(c: BoardContext, layout: g.Layout, stations: list[Station], metric: str, *,
                   w: int = 8, h: int = 8, title_suffix: str = "", description: str = "",
                   threshold_style: str = "line") -> None:
@@ -92,7 +109,7 @@ def overview(c: BoardContext) -> Board:
             "view": {"id": "coords", "lat": c.site.center[0] if c.site.center else stations[0].lat,
                      "lon": c.site.center[1] if c.site.center else stations[0].lon, "zoom": 14},
             "controls": {"showZoom": True, "mouseWheelZoom": True},
-            "basemap": {"type": "default", "name": "Basemap"},
+            "basemap": {"type": "default", "name": c.t("basemap")},
             "layers": [{"type": "markers", "name": c.t("map"), "tooltip": True,
                         "location": {"mode": "coords", "latitude": "lat", "longitude": "lon"},
                         "config": {"showLegend": True, "style": {
@@ -112,7 +129,7 @@ def overview(c: BoardContext) -> Board:
             metric = s.metrics[0]
         desc = c.limits.describe(s, metric, c.lang)
         stat = g.panel("stat", f"{c.name(s)} — {c.metric_label(metric)}",
-                       [g.target("A", Q.latest(metric, Q.station_eq(s.id)))],
+                       [named(g.target("A", Q.latest(metric, Q.station_eq(s.id))), c.metric_label(metric))],
                        unit=unit_of(metric), decimals=contract.METRICS[metric].decimals,
                        thresholds_=c.limits.thresholds(s, metric) or g.thresholds(g.GREEN, []),
                        description=desc, color_mode="thresholds",
@@ -145,14 +162,21 @@ def active_alerts_table(c: BoardContext) -> dict[str, Any]:
                        {"matcher": {"id": "byName", "options": "severity"},
                         "properties": [{"id": "displayName", "value": c.t("col_severity")},
                                        {"id": "custom.cellOptions", "value": {"type": "color-background"}},
-                                       {"id": "mappings", "value": g.value_mappings({
-                                           0: ("info", g.YELLOW), 1: ("warning", g.ORANGE),
-                                           2: ("critical", g.RED)})}]},
+                                       {"id": "mappings", "value": c.severity_mappings()}]},
                        {"matcher": {"id": "byName", "options": "rule"},
-                        "properties": [{"id": "displayName", "value": c.t("col_rule")}]},
+                        "properties": [{"id": "displayName", "value": c.t("col_rule")},
+                                       {"id": "mappings", "value": c.rule_mappings()}]},
+                       {"matcher": {"id": "byName", "options": "Time"},
+                        "properties": [{"id": "displayName", "value": c.t("col_time")}]},
+                       {"matcher": {"id": "byName", "options": "state"},
+                        "properties": [{"id": "displayName", "value": c.t("col_state")},
+                                       {"id": "mappings", "value": c.state_mappings()}]},
+                       # values of different metrics share this column and a table cell cannot carry
+                       # each row's unit: the message shows the value with its unit instead
+                       hidden("value"),
                        {"matcher": {"id": "byName", "options": "message"},
                         "properties": [{"id": "displayName", "value": c.t("col_message")}]}],
-                   options={"showHeader": True, "frameIndex": 0, "sortBy": [{"displayName": "Time", "desc": True}]})
+                   options={"showHeader": True, "frameIndex": 0, "sortBy": [{"displayName": c.t("col_time"), "desc": True}]})
 
 
 # --------------------------------------------------------------------------- water
@@ -204,8 +228,8 @@ def air(c: BoardContext) -> Board:
     for metric in ("pm25", "pm10"):
         # QCVN 05 limits PM as a 24-hour mean, so the comparison panel shows daily means
         for s in c.with_metric(metric, air_st):
-            tg = g.target("A", Q.daily_mean(metric, Q.station_eq(s.id)))
-            layout.add(g.timeseries(f"{c.name(s)} — {c.metric_label(metric)} (24 h)", [tg], bars=True,
+            tg = named(g.target("A", Q.daily_mean(metric, Q.station_eq(s.id))), c.metric_label(metric))
+            layout.add(g.timeseries(f"{c.name(s)} — {c.metric_label(metric)} ({c.t('h24')})", [tg], bars=True,
                                     unit=unit_of(metric), thresholds_=c.limits.thresholds(s, metric),
                                     threshold_style="line", description=c.limits.describe(s, metric, c.lang),
                                     interval="1d"), 6, 7)
@@ -234,13 +258,16 @@ def waste(c: BoardContext) -> Board:
     fill_now = g.target("A", Q.latest("fill", ids), "table")
     layout.add(g.panel("bargauge", c.t("fill_now"), [fill_now], unit="percent", min_=0, max_=100,
                        decimals=0, thresholds_=limits, description=c.limits.describe(bins[0], "fill", c.lang),
-                       overrides=c.station_names(bins),
+                       overrides=c.station_names(bins) + columns(c, fill=c.metric_label("fill")),
                        options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "/^fill$/", "values": True},
                                 "orientation": "horizontal", "displayMode": "lcd", "showUnfilled": True}),
                12, 8)
     ttf = g.target("A", Q.time_to_full_hours(ids), "table")
-    layout.add(g.panel("table", c.t("time_to_full"), [ttf], unit="h", decimals=1,
-                       description=c.t("time_to_full_desc"), overrides=c.station_names(bins)), 12, 8)
+    # Grafana writes its "h" unit in English ("5.2 hour"): the Vietnamese board gets a suffix
+    hours_unit = f"suffix: {c.t('hours')}" if c.lang == "vi" else "h"
+    layout.add(g.panel("table", c.t("time_to_full"), [ttf], unit=hours_unit, decimals=1,
+                       description=c.t("time_to_full_desc"),
+                       overrides=c.station_names(bins) + columns(c, hours=c.t("time_to_full"))), 12, 8)
     collect_at = min((b.value for b in c.limits.bounds(bins[0], "fill") if b.side == "above"), default=None)
     transformations = [{"id": "sortBy", "options": {"sort": [{"field": "fill", "desc": True}]}}]
     if collect_at is not None:
@@ -252,7 +279,8 @@ def waste(c: BoardContext) -> Board:
                                                            "options": {"value": collect_at}}}]}})
     collect = g.panel("table", c.t("collect_now"), [g.target("A", Q.latest("fill", ids), "table")],
                       unit="percent", decimals=0, thresholds_=limits, transformations=transformations,
-                      description=c.limits.describe(bins[0], "fill", c.lang), overrides=c.station_names(bins))
+                      description=c.limits.describe(bins[0], "fill", c.lang),
+                      overrides=c.station_names(bins) + columns(c, fill=c.metric_label("fill")))
     layout.add(collect, 12, 8)
     metric_panels(c, layout, bins, "fill", w=12, title_suffix=f" — {c.t('fill_history')}")
     metric_panels(c, layout, bins, "bin_temp", w=12)
@@ -266,7 +294,8 @@ def flood(c: BoardContext) -> Board:
     gauges = c.with_metric("level", c.stations("flood_gauge", "river"))
     for s in gauges:
         layout.add(g.panel("stat", f"{c.name(s)} — {c.metric_label('level')}",
-                           [g.target("A", Q.latest("level", Q.station_eq(s.id)))], unit=unit_of("level"),
+                           [named(g.target("A", Q.latest("level", Q.station_eq(s.id))), c.metric_label("level"))],
+                           unit=unit_of("level"),
                            decimals=2, thresholds_=c.limits.thresholds(s, "level"), color_mode="thresholds",
                            description=c.limits.describe(s, "level", c.lang),
                            options={"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
@@ -286,7 +315,8 @@ def devices(c: BoardContext) -> Board:
                    overrides=c.station_names(stations) + [
                        {"matcher": {"id": "byName", "options": "Time"},
                         "properties": [{"id": "unit", "value": "dateTimeFromNow"},
-                                       {"id": "displayName", "value": c.t("last_seen")}]}],
+                                       {"id": "displayName", "value": c.t("last_seen")}]},
+                       hidden("seq")],
                    options={"showHeader": True, "frameIndex": 0, "sortBy": [{"displayName": c.t("last_seen"), "desc": False}]})
     layout.add(seen, 8, 12)
     metric_panels(c, layout, stations, "battery", w=8, h=12, title_suffix="")
@@ -296,14 +326,17 @@ def devices(c: BoardContext) -> Board:
         tg = g.target("A", query)
         tg["alias"] = "$tag_gateway"
         names = [{"matcher": {"id": "byName", "options": gw.id},
-                  "properties": [{"id": "displayName", "value": gw.name_vi}]} for gw in c.site.gateways.values()]
-        layout.add(g.timeseries(c.t(key), [tg], unit="none", decimals=0, overrides=names,
+                  "properties": [{"id": "displayName", "value": c.gateway_name(gw)}]} for gw in c.site.gateways.values()]
+        layout.add(g.timeseries(c.t(key), [tg], unit=f"suffix: {c.t('messages')}", decimals=0, overrides=names,
                                 bars=field == "dropped"), 12, 8)
     for field, key in ((IS.RECEIVED, "ingest_rate"), (IS.REJECTED, "ingest_rejects")):
         targets = [g.target("A", Q.ingest_rate(field))]
         if field == IS.RECEIVED:
             targets.append(g.target("B", Q.ingest_rate(IS.WRITTEN)))
-        layout.add(g.timeseries(c.t(key), targets, unit="none", decimals=0), 12, 8)
+        for tg, name in zip(targets, ("received", "written") if field == IS.RECEIVED else ("rejected",), strict=True):
+            tg["alias"] = c.t(name)  # legend in the reader's words, not "ingest_stats.received"
+        layout.add(g.timeseries(c.t(key), targets, unit=f"suffix: {c.t('messages_per_min')}", decimals=0),
+                   12, 8)
     return layout.panels, stations
 
 

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from dashboards.grafana import custom_values
 from dashboards.interpolate import TimeRange, interpolate, unresolved_variables
 from villagewatch.influx import InfluxTarget, InfluxUnreachable, query_sync
 
@@ -94,8 +95,11 @@ def check_dashboard(dash: dict[str, Any], influx: Influx) -> Result:
     values: dict[str, list[str]] = {}
     multi: dict[str, bool] = {}
     for var in dash["templating"]["list"]:
-        series = run(f"variable ${var['name']}", var["name"], var["query"], values, multi, dash_range)
-        options = [str(row[-1]) for s in series for row in s.get("values") or []]
+        if var["type"] == "custom":  # a fixed list (names → ids): nothing to query
+            options = custom_values(var["query"])
+        else:
+            series = run(f"variable ${var['name']}", var["name"], var["query"], values, multi, dash_range)
+            options = [str(row[-1]) for s in series for row in s.get("values") or []]
         current = (var.get("current") or {}).get("value")
         if current and current != "$__all":
             values[var["name"]] = [current] if current in options else options[:1]

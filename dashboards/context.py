@@ -8,11 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from dashboards import grafana as g
-from dashboards import queries as Q
 from dashboards.limits import Limits
 from dashboards.texts import t
+from rules.labels import pick_lang, with_variant
+from rules.messages import SEVERITY_LABELS, STATE_LABELS
+from rules.rulepack import Rule
 from villagewatch import contract
-from villagewatch.sites import STATION_KINDS, Site, Station
+from villagewatch.sites import STATION_KINDS, Gateway, Site, Station
 
 # Grafana units for the registry's units; anything else is shown as a suffix.
 UNITS = {"°C": "celsius", "%": "percent", "m": "lengthm", "mm": "lengthmm", "V": "volt",
@@ -57,7 +59,46 @@ class BoardContext:
         return station.name(self.lang)
 
     def metric_label(self, metric: str) -> str:
-        return contract.METRICS[metric].label(self.lang)
+        label = contract.METRICS[metric].label(self.lang)
+        # Vietnamese regulations write the particle size with a decimal comma (QCVN 05:2023: "PM2,5")
+        return label.replace("PM2.5", "PM2,5") if self.lang == "vi" else label
+
+    def gateway_name(self, gateway: Gateway) -> str:
+        # a site file names gateways in Vietnamese only (no name_en): a proper name on both boards
+        return gateway.name_vi
+
+    def severity_mappings(self) -> list[dict[str, Any]]:
+        """The alert severity tag (info/warning/critical) in the reader's words and colours."""
+        colors = {"info": g.YELLOW, "warning": g.ORANGE, "critical": g.RED}
+        return [{"type": "value", "options": {sev: {"text": vi if self.lang == "vi" else en,
+                                                    "color": colors[sev], "index": i}}}
+                for i, (sev, (vi, en)) in enumerate(SEVERITY_LABELS.items())]
+
+    def state_mappings(self) -> list[dict[str, Any]]:
+        """The alert state tag (pending/firing/acknowledged/resolved) in the reader's words."""
+        return [{"type": "value", "options": {state: {"text": vi if self.lang == "vi" else en, "index": i}}}
+                for i, (state, (vi, en)) in enumerate(STATE_LABELS.items())]
+
+    def rule_label(self, rule: Rule) -> str:
+        """A rule as a reader names it: "Oxy hòa tan (DO): Mức B (QCVN 08:2023/BTNMT)"."""
+        regulation = pick_lang(rule.regulation, self.lang)
+        if rule.kind in ("stale", "gateway_offline"):
+            return f"{self.t('rule_' + rule.kind)} ({regulation})"
+        metric = self.metric_label(rule.metric) if rule.metric in contract.METRICS else ""
+        detail = self.t("rule_flatline") if rule.kind == "flatline" else with_variant(rule.column, rule.variant, self.lang)
+        head = ": ".join(x for x in (metric, detail) if x and x != "—")
+        return f"{head} ({regulation})" if head else regulation
+
+    def rule_mappings(self) -> list[dict[str, Any]]:
+        """Rule ids (the alerts' rule tag) shown as rule names, for every rule of this commune."""
+        rules: dict[str, Rule] = {}
+        for s in self.site.stations.values():
+            for r in self.limits.rules.rules_for(s, include_report_only=True):
+                rules.setdefault(r.id, r)
+        for r in self.limits.rules.gateway_rules():
+            rules.setdefault(r.id, r)
+        return [{"type": "value", "options": {rid: {"text": self.rule_label(r), "index": i}}}
+                for i, (rid, r) in enumerate(sorted(rules.items()))]
 
     def kind_label(self, kind: str) -> str:
         vi, en = STATION_KINDS[kind]
@@ -79,12 +120,13 @@ class BoardContext:
         return [*series, table]
 
     def variables(self, stations: Iterable[Station]) -> list[dict[str, Any]]:
-        ids = [s.id for s in stations] or [s.id for s in self.site.stations.values()]
+        """Commune and station pickers listing names (the site file's), matching ids."""
+        chosen = list(stations) or list(self.site.stations.values())
         return [
-            g.query_variable("commune", self.t("var_commune"), Q.commune_variable(), multi=False,
-                             include_all=False, current=self.site.commune),
-            g.query_variable("station", self.t("var_station"), Q.station_variable(ids), multi=True,
-                             include_all=True),
+            g.custom_variable("commune", self.t("var_commune"), [(self.commune_name(), self.site.commune)],
+                              multi=False, include_all=False, current=self.site.commune),
+            g.custom_variable("station", self.t("var_station"), [(self.name(s), s.id) for s in chosen],
+                              multi=True, include_all=True, all_text=self.t("all")),
         ]
 
     def uid(self, board: str) -> str:

@@ -7,6 +7,7 @@ Grafana versions; a few functions we test against the JSON model are easier to k
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -140,6 +141,35 @@ def query_variable(name: str, label: str, query: str, *, multi: bool, include_al
     elif include_all:
         var["current"] = {"selected": True, "text": "All", "value": "$__all"}
     return var
+
+
+def custom_variable(name: str, label: str, options: list[tuple[str, str]], *, multi: bool,
+                    include_all: bool, all_text: str = "All", current: str | None = None) -> dict[str, Any]:
+    """A fixed list shown by name, matched by id: Grafana's custom-variable "text : value" pairs
+    (Grafana ≥ 7.3), so a reader picks "Ao nuôi A1 (cá tra)", never "ao-ca-tra-a1", while queries
+    still get the id. Commas inside a name are escaped as Grafana's parser expects."""
+    for text, value in options:
+        if " : " in text or " : " in value or "," in value:
+            raise ValueError(f"variable {name}: {text!r} / {value!r} cannot be written as a custom option")
+    query = ",".join(f"{text.replace(',', chr(92) + ',')} : {value}" for text, value in options)
+    var: dict[str, Any] = {
+        "type": "custom", "name": name, "label": label, "query": query, "multi": multi,
+        "includeAll": include_all, "hide": 0,
+        "options": [{"selected": False, "text": text, "value": value} for text, value in options],
+    }
+    by_value = dict((v, t) for t, v in options)
+    if current is not None:
+        var["current"] = {"selected": True, "text": by_value.get(current, current), "value": current}
+    elif include_all:
+        var["current"] = {"selected": True, "text": all_text, "value": "$__all"}
+    return var
+
+
+def custom_values(query: str) -> list[str]:
+    """The values of a custom variable's query, parsed as Grafana does (unescaped commas split
+    options; "text : value" gives the value)."""
+    parts = re.split(r"(?<!\\),", query)
+    return [p.split(" : ", 1)[-1].strip().replace("\\,", ",") for p in parts if p.strip()]
 
 
 def influx_annotation(name: str, query: str, *, text_column: str, tags_columns: str,

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from dashboards.grafana import GREEN, ORANGE, RED, YELLOW, thresholds
+from rules.labels import pick_lang, with_variant
 from rules.rulepack import Rule, RuleSet, load_rule_packs
 from villagewatch import contract
 from villagewatch.sites import Station
+from villagewatch.textfmt import quantity, span
 
 SEVERITY_COLOR = {"info": YELLOW, "warning": ORANGE, "critical": RED}
 _DRAWN_KINDS = ("threshold", "band", "mean")
@@ -26,14 +28,6 @@ class Bound:
     side: str  # "above": values above are bad; "below": values below are bad
     severity: str
     rule: Rule
-
-
-def pick_lang(text: str, lang: str) -> str:
-    """Rule packs write "tiếng Việt / English" in one string; return one side."""
-    if " / " not in text:
-        return text
-    vi, en = text.split(" / ", 1)
-    return vi if lang == "vi" else en
 
 
 class Limits:
@@ -64,15 +58,23 @@ class Limits:
         return thresholds_from(self.bounds(station, metric))
 
     def describe(self, station: Station, metric: str, lang: str) -> str:
+        """One line per rule, in the reader's words: regulation, table, column (variant ids replaced
+        by their names), the level with its unit and decimal comma ("0,2–1 mg/L", "≥ 3 mg/L"; a flood
+        alarm level as "Báo động I, trạm Cao Lãnh: 1,9 m"), and the averaging period."""
         unit = contract.METRICS[metric].unit
         lines = []
         for r in self.rules_for(station, metric):
             if r.kind == "band":
-                level = f"{r.lo:g}–{r.hi:g} {unit}"
+                level = span(r.lo, r.hi, unit, 3, lang)
+            elif metric == "level":
+                level = quantity(r.limit, unit, 3, lang)  # an alarm level is a level, not a limit
             else:
-                level = f"{'≤' if r.op == 'above' else '≥'} {r.limit:g} {unit}"
-            parts = [pick_lang(r.regulation, lang), pick_lang(r.table, lang), pick_lang(r.column, lang)]
-            text = ", ".join(p for p in parts if p and p != "—") + f": {level} ({pick_lang(r.averaging, lang)})"
+                level = f"{'≤' if r.op == 'above' else '≥'} {quantity(r.limit, unit, 3, lang)}"
+            parts = [pick_lang(r.regulation, lang), pick_lang(r.table, lang), with_variant(r.column, r.variant, lang)]
+            text = ", ".join(p for p in parts if p and p != "—") + f": {level}"
+            averaging = pick_lang(r.averaging, lang)
+            if averaging and averaging != "—":
+                text += f" ({averaging})"
             if r.unverified:
                 text += " — " + ("chưa kiểm chứng" if lang == "vi" else "unverified")
             lines.append(text.strip())

@@ -114,14 +114,6 @@ def ingest_rate(field: str) -> str:
             f"WHERE $timeFilter GROUP BY time($__interval), {q(storage.IngestStats.INSTANCE)} fill(null)")
 
 
-def commune_variable() -> str:
-    return f'SHOW TAG VALUES FROM {q(T)} WITH KEY = {q(TEL.COMMUNE)}'
-
-
-def station_variable(ids: Iterable[str]) -> str:
-    return f'SHOW TAG VALUES FROM {q(T)} WITH KEY = {ST} WHERE {COMMUNE} AND {stations_regex(ids)}'
-
-
 # --------------------------------------------------------------------------- alerts
 # Storage of the alert engine (alerts/points.py, storage.Alerts): one point per state transition in
 # measurement `alerts`, tags commune, station, rule, severity (info|warning|critical), fields state

@@ -39,7 +39,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "class": ("loại", "class"),
     # air
     "aqi_bands": ("Màu theo thang VN_AQI", "Colours by VN_AQI band"),
-    "noise_limits": ("Đường giới hạn ban ngày (06–21 h) và ban đêm (21–06 h)",
+    "noise_limits": ("Đường giới hạn ban ngày (từ 6 giờ đến 21 giờ) và ban đêm (từ 21 giờ đến 6 giờ)",
                      "Day (06–21 h) and night (21–06 h) limit lines"),
     "rain_hourly": ("Lượng mưa theo giờ", "Hourly rainfall"),
     # waste
@@ -64,9 +64,22 @@ TEXTS: dict[str, tuple[str, str]] = {
     "col_severity": ("Mức độ", "Severity"),
     "col_message": ("Nội dung", "Message"),
     "col_value": ("Giá trị", "Value"),
+    "col_state": ("Trạng thái", "State"),
     "annotation_alerts": ("Chuyển trạng thái cảnh báo", "Alert transitions"),
     "folder_suffix_en": ("", " (English)"),
     "hours": ("giờ", "hours"),
+    "h24": ("24 giờ", "24 h"),
+    "col_time": ("Thời điểm", "Time"),
+    "basemap": ("Bản đồ nền", "Basemap"),
+    "received": ("Nhận được", "Received"),
+    "written": ("Đã ghi", "Written"),
+    "rejected": ("Bị từ chối", "Rejected"),
+    "messages": ("bản tin", "messages"),
+    "messages_per_min": ("bản tin/phút", "messages/min"),
+    "all": ("Tất cả", "All"),
+    "rule_stale": ("Mất tín hiệu", "Silent station"),
+    "rule_gateway_offline": ("Cổng kết nối mất kết nối", "Gateway offline"),
+    "rule_flatline": ("số đo không đổi", "stuck reading"),
 }
 
 

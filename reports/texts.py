@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+# variant names are shared with the dashboards: rules/labels.py (re-exported for reports.limits)
+from rules.labels import VARIANT_LABELS as VARIANT_LABELS
+from rules.labels import variant_label as variant_label
 from villagewatch.contract import METRICS
 from villagewatch.sites import STATION_KINDS
 from villagewatch.textfmt import number, percent, quantity
@@ -184,17 +187,3 @@ def qty(value: float | None, unit: str, lang: str, decimals: int = 2) -> str:
 def hours_text(hours: float, lang: str) -> str:
     return quantity(hours, "giờ" if lang == "vi" else "h", 1, lang)
 
-
-VARIANT_LABELS: dict[str, tuple[str, str]] = {
-    # rule-pack variant ids as a reader names them (ids never reach a Vietnamese text)
-    "cao-lanh": ("Cao Lãnh", "Cao Lanh"), "truong-xuan": ("Trường Xuân", "Truong Xuan"),
-    "tan-chau": ("Tân Châu", "Tan Chau"), "chau-doc": ("Châu Đốc", "Chau Doc"),
-    "special": ("đặc biệt", "special"), "common": ("thông thường", "common"),
-}
-
-
-def variant_label(variant: str | None, lang: str) -> str:
-    if not variant:
-        return ""
-    vi, en = VARIANT_LABELS.get(variant, (variant, variant))
-    return vi if lang == "vi" else en

@@ -133,7 +133,7 @@ def test_limits_are_the_rule_packs(built, sites):
 
 
 def test_pm_panels_use_vn_aqi_band_colours(built):
-    pm25 = _panel(_board(built, "air"), "Bụi mịn PM2.5 — Màu theo thang VN_AQI")
+    pm25 = _panel(_board(built, "air"), "Bụi mịn PM2,5 — Màu theo thang VN_AQI")
     steps = pm25["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert [s["color"] for s in steps] == [b.hex for b in aqi.BANDS]
     assert [s["value"] for s in steps[1:]] == [float(v) for v in aqi.BREAKPOINTS["pm25"][1:len(aqi.BANDS)]]
