@@ -53,7 +53,7 @@ def test_pond_do_fires_once_after_duration_no_flapping_then_resolves(ruleset):
            for t in e.feed(pond(T0 + (10 + i) * 60_000, v, 10 + i)) if t.rule.id == "pond-do-low"]
     assert out == []
     # recovery above limit + hysteresis → resolved, once
-    out = [t for i in range(3) for t in e.feed(pond(T0 + (50 + i) * 60_000, 4.5, 50 + i))
+    out = [t for i in range(3) for t in e.feed(pond(T0 + (40 + i) * 60_000, 4.5, 40 + i))
            if t.rule.id == "pond-do-low"]
     assert [t.state for t in out] == ["resolved"]
 
