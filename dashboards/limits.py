@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dashboards.grafana import GREEN, ORANGE, RED, YELLOW, thresholds
+from rules.kinds.base import ALLOWED_SIGN, is_minimum
 from rules.rulepack import Rule, RuleSet, load_rule_packs
 from villagewatch import contract
 from villagewatch.sites import Station
@@ -50,7 +51,8 @@ class Limits:
     def bounds(self, station: Station, metric: str) -> list[Bound]:
         out: dict[tuple[float, str], Bound] = {}
         for r in self.rules_for(station, metric):
-            pairs = [(r.lo, "below"), (r.hi, "above")] if r.kind == "band" else [(r.limit, r.op or "above")]
+            side = "below" if is_minimum(r.op) else "above"  # at_or_above is a maximum too
+            pairs = [(r.lo, "below"), (r.hi, "above")] if r.kind == "band" else [(r.limit, side)]
             for value, side in pairs:
                 if value is None:
                     continue
@@ -70,7 +72,7 @@ class Limits:
             if r.kind == "band":
                 level = f"{r.lo:g}–{r.hi:g} {unit}"
             else:
-                level = f"{'≤' if r.op == 'above' else '≥'} {r.limit:g} {unit}"
+                level = f"{ALLOWED_SIGN[r.op or 'above']} {r.limit:g} {unit}"
             parts = [pick_lang(r.regulation, lang), pick_lang(r.table, lang), pick_lang(r.column, lang)]
             text = ", ".join(p for p in parts if p and p != "—") + f": {level} ({pick_lang(r.averaging, lang)})"
             if r.unverified:

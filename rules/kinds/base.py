@@ -59,6 +59,10 @@ def crossed(op: str | None, value: float, limit: float) -> bool:
     raise ValueError(f"unknown comparison {op!r}")
 
 
+# the values a rule allows, per comparison: "above" 1.9 allows ≤ 1.9, "at_or_above" 1.9 allows < 1.9
+ALLOWED_SIGN = {"above": "≤", "at_or_above": "<", "below": "≥", "at_or_below": ">"}
+
+
 def is_minimum(op: str | None) -> bool:
     """A rule with ``below``/``at_or_below`` guards a minimum (DO, chlorine): breached from below."""
     return (op or "").endswith("below")
