@@ -71,7 +71,6 @@ from villagewatch.sites import Site, Station
 
 log = logging.getLogger("villagewatch.rules")
 
-ENGINE_SOURCE = "engine"
 DAY_MS = 86_400_000
 # A silent station's day is closed by the clock this long after local midnight, so the day's last
 # readings still in flight are counted.
@@ -200,6 +199,7 @@ class _StationRun:
         self.hist_last = -(2**62)
         self.deferred: set[str] = set()  # rules whose resolve waits for a hole to fill
         self.aqi_cache: dict[int, float | None] = {}
+        self.aqi_latest = -(2**62)  # latest hour in aqi_cache
 
 
 class Engine:
@@ -276,9 +276,10 @@ class Engine:
                 series.add(reading.ts_ms, value, fault=_is_fault(reading, metric))
         key = (st.commune, st.id)
         self.last_seen[key] = max(self.last_seen.get(key, 0), reading.ts_ms)
-        if run.aqi_cache and reading.ts_ms <= max(run.aqi_cache):
+        if run.aqi_cache and reading.ts_ms <= run.aqi_latest:
             # hourly AQI of the 12 hours after this reading may change
             run.aqi_cache = {h: v for h, v in run.aqi_cache.items() if h < reading.ts_ms}
+            run.aqi_latest = max(run.aqi_cache, default=-(2**62))
 
     def replay(self, readings: Iterable[Reading]) -> list[Transition]:
         """Rebuild history (e.g. the last 24 h from InfluxDB) and evaluate it in order."""
@@ -464,14 +465,19 @@ class Engine:
         evidence = {m: v for m, v in reading.metrics.items() if not _is_fault(reading, m)}
         tz = self.sites[st.commune].timezone
         facts: list[_Fact] = []
+        views: dict[tuple[str, bool], Evidence] = {}
         for rule in run.on_reading:
             kind = REGISTRY[rule.kind]
-            metrics = reading.metrics if rule.kind == "flatline" else evidence
+            raw = rule.kind == "flatline"
+            metrics = reading.metrics if raw else evidence
             if rule.metric != "*" and rule.metric not in metrics and rule.kind != "aqi":
                 continue  # not measured (or not evidence) in this reading: the rule's state holds
             try:
-                ev = Evidence(reading.ts_ms, metrics, self.series.get((st.commune, st.id, rule.metric)),
-                              st.interval_s, lambda ts, run=run: self._hourly_aqi(run, ts))
+                ev = views.get((rule.metric, raw))
+                if ev is None:
+                    ev = views[(rule.metric, raw)] = Evidence(
+                        reading.ts_ms, metrics, self.series.get((st.commune, st.id, rule.metric)),
+                        st.interval_s, lambda ts, run=run: self._hourly_aqi(run, ts))
                 if not _applies(rule, reading.ts_ms, tz):
                     value, cond = None, CLEAR  # outside its hours or dates: the rule does not apply now
                 else:
@@ -505,6 +511,7 @@ class Engine:
             if len(run.aqi_cache) > 48:
                 run.aqi_cache = {h: x for h, x in run.aqi_cache.items() if h >= end_hour - 24 * 3_600_000}
             run.aqi_cache[end_hour] = float(result.aqi) if result and result.aqi is not None else None
+            run.aqi_latest = max(run.aqi_cache)
         return run.aqi_cache[end_hour]
 
     # ------------------------------------------------------------------ daily VN_AQI
@@ -646,12 +653,6 @@ class Engine:
                 if run.daily_next is None or as_of >= run.daily_next:
                     out.extend(self._insert(run, _Entry(now_ms, "day")))
         return out
-
-    def _rule(self, commune: str, ident: str, rule_id: str) -> Rule | None:
-        for r in self.rules.get((commune, ident), []):
-            if r.id == rule_id:
-                return r
-        return next((r for r in self.gateway_rules if r.id == rule_id), None)
 
     def _silent(self, st: Station, now_ms: int) -> tuple[bool, float, Rule | None]:
         rule = next((r for r in self.rules.get((st.commune, st.id), []) if r.kind == "stale"), None)

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 BREACH, CLEAR, HOLD = "breach", "clear", "hold"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Evidence:
     """What the engine knows at the instant ``ts_ms`` of one station's reading."""
 
