@@ -3,6 +3,9 @@ FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY villagewatch ./villagewatch
+COPY app ./app
+COPY simulator ./simulator
+COPY portal ./portal
 COPY edge ./edge
 COPY ingest ./ingest
 COPY rules ./rules

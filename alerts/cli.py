@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import getpass
+import os
 import signal
 from pathlib import Path
 
@@ -22,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--alerts-config", help="alerts YAML: channels, routes, users (see docs/alerts.md)")
     p.add_argument("--rulepacks", help="rule pack folder (default: rules/packs)")
     p.add_argument("--state-db", help="SQLite file for alert state (default: <data_dir>/alerts.sqlite)")
+    p.add_argument("--client-id", help="MQTT client id of the persistent session (default: VW_ALERTS_CLIENT_ID, "
+                                       "else the MQTT user name — the production broker binds ids to accounts — "
+                                       "else villagewatch-alerts)")
     p.set_defaults(func=_run, _parser=p)
     sp = p.add_subparsers(dest="alerts_command", metavar="ACTION")
     c = sp.add_parser("check", help="validate rule packs and show the rules of each station")
@@ -56,6 +60,14 @@ def _hash(args: argparse.Namespace) -> int:
     return 0
 
 
+def client_id_for(explicit: str | None, mqtt_username: str | None, env: dict[str, str] | None = None) -> str:
+    """The alerts' MQTT client id. Under the production broker (``use_username_as_clientid``) the
+    broker replaces it by the account name anyway: defaulting to that name keeps logs truthful."""
+    from alerts.service import DEFAULT_CLIENT_ID
+    env = os.environ if env is None else env
+    return explicit or env.get("VW_ALERTS_CLIENT_ID") or mqtt_username or DEFAULT_CLIENT_ID
+
+
 def _run(args: argparse.Namespace) -> int:
     from alerts.service import AlertService
     settings = load_settings(args.config)
@@ -65,7 +77,8 @@ def _run(args: argparse.Namespace) -> int:
     state_db = args.state_db or config.state_db or str(Path(settings.data_dir) / "alerts.sqlite")
 
     async def main() -> None:
-        svc = AlertService(settings, config, sites, ruleset, state_db)
+        svc = AlertService(settings, config, sites, ruleset, state_db,
+                           client_id=client_id_for(args.client_id, settings.mqtt.username))
         await svc.start()
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -2,6 +2,15 @@
 ingestion). It subscribes to the same topics as ingest, feeds the pure engine, records transitions in
 SQLite, publishes each on ``vw/v1/{commune}/_alerts/{station}``, writes it to the InfluxDB
 measurement ``alerts`` (Grafana annotations), queues notifications, and serves the inspector page.
+
+Intake (docs/alerts.md "Intake"): a persistent MQTT v5 session (clean start off, session never
+expires) with manual acknowledgement. A QoS 1 message is acknowledged only after its reading has
+been evaluated and the resulting transitions committed to SQLite; a crash before that leaves it
+with the broker, which delivers it again (the store is idempotent for redelivered readings). The
+intake is bounded by backpressure, never by dropping: at most ``intake_window`` messages are held
+unacknowledged here; beyond that paho's network thread waits (alerts/intake.py) and the broker keeps
+the rest queued in our session. Every connect checks "session present": without it the broker has
+lost our subscriptions and queue — we subscribe again, log it, and count it in ``/healthz``.
 """
 
 from __future__ import annotations
@@ -9,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
+import threading
 import time
 import urllib.parse
 from collections import deque
@@ -18,7 +29,11 @@ from typing import Any
 import aiohttp
 import paho.mqtt.client as mqtt
 from aiohttp import web as aioweb
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
+from alerts.intake import Delivery, Intake
 from alerts.notify import Dispatcher
 from alerts.points import alert_line
 from alerts.settings import AlertsConfig
@@ -32,6 +47,14 @@ from villagewatch.sites import Site
 
 log = logging.getLogger("villagewatch.alerts")
 
+DEFAULT_CLIENT_ID = "villagewatch-alerts"
+SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+# Readings evaluated between two yields to the event loop (inspector page, ticker, notifications).
+EVALUATION_CHUNK = 500
+# The store's meta flag: this state file has had a broker session (a later connect without one
+# means the session — and any queue it held — was lost, even across a restart of this service).
+META_SESSION = "mqtt_session_established"
+
 
 def now_ms() -> int:
     return int(time.time() * 1000)
@@ -39,27 +62,40 @@ def now_ms() -> int:
 
 class AlertService:
     def __init__(self, settings: Settings, config: AlertsConfig, sites: dict[str, Site], ruleset: RuleSet,
-                 state_db: str | Path, client_id: str = "villagewatch-alerts"):
+                 state_db: str | Path, client_id: str = DEFAULT_CLIENT_ID):
         self.settings, self.config, self.sites, self.ruleset = settings, config, sites, ruleset
         self.store = AlertStore(state_db)
         self.engine = Engine(ruleset, sites, open_keys=self.store.open_keys())
         self.dispatcher = Dispatcher(self.store, config)
         self.client_id = client_id
-        self.queue: asyncio.Queue | None = None
+        self.intake: Intake | None = None
         self.influx_lines: deque[str] = deque(maxlen=100_000)  # bounded: oldest dropped, logged
         self.tasks: list[asyncio.Task] = []
         self.runner: aioweb.AppRunner | None = None
         self.mqtt: mqtt.Client | None = None
         self.connected = asyncio.Event()
         self.last_tick_ms = 0  # clock time of the latest completed tick (rules, reminders, escalations)
+        # intake state, read by /healthz (written by paho's thread and the event loop)
+        self.mqtt_connected = False
+        self.subscribed = False
+        self.sessions_lost = 0
+        self.connection = 0  # bumped on every disconnect/reconnect: an ack is valid only on its connection
+        self._ack_lock = threading.Lock()
+        self.evaluated = 0  # messages evaluated (readings fed to the engine, statuses applied)
+        self.acked = 0
+        self.evaluation_errors = 0  # messages whose evaluation raised (a bug): logged, acknowledged
+        self.store_retries = 0  # SQLite failures while persisting transitions (retried, not acked meanwhile)
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
-        self.queue = asyncio.Queue(maxsize=50_000)
+        self.intake = Intake(self.loop, self.config.intake_window)
+        self._had_session = self.store.get_meta(META_SESSION) == "1"
         await self.warm_up()
         self._start_mqtt()
         app = create_app(self.store, self.config, self.sites, on_change=self.publish_alert)
+        app.router.add_get("/healthz", self._healthz)
+        app.router.add_get("/metrics", self._metrics)
         self.runner = aioweb.AppRunner(app)
         await self.runner.setup()
         await aioweb.TCPSite(self.runner, self.config.http_host, self.config.http_port).start()
@@ -69,6 +105,8 @@ class AlertService:
                  self.config.public_url)
 
     async def stop(self) -> None:
+        if self.intake is not None:
+            self.intake.close()  # a network thread waiting for room returns; its message stays unacked
         for t in self.tasks:
             t.cancel()
         for t in self.tasks:
@@ -87,56 +125,155 @@ class AlertService:
     # ------------------------------------------------------------------ MQTT
     def _start_mqtt(self) -> None:
         url = self.settings.mqtt
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=False)
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
+                        manual_ack=True)
         if url.username:
             c.username_pw_set(url.username, url.password)
         if url.tls:
-            c.tls_set(ca_certs=self.settings.mqtt_ca_file)
+            c.tls_set(ca_certs=self.settings.mqtt_ca_file, certfile=self.settings.mqtt_cert_file,
+                      keyfile=self.settings.mqtt_key_file)
         c.reconnect_delay_set(1, 10)
         c.on_connect = self._on_connect
+        c.on_disconnect = self._on_disconnect
+        c.on_pre_connect = self._on_pre_connect
+        c.on_subscribe = self._on_subscribe
         c.on_message = self._on_message
-        c.connect_async(url.host, url.port, keepalive=30)
+        props = Properties(PacketTypes.CONNECT)
+        props.SessionExpiryInterval = SESSION_NEVER_EXPIRES  # the broker keeps our queue while we are down
+        props.ReceiveMaximum = min(self.config.intake_window, 65535)
+        c.connect_async(url.host, url.port, keepalive=30, clean_start=False, properties=props)
         c.loop_start()
         self.mqtt = c
+
+    def _new_connection(self) -> None:
+        with self._ack_lock:
+            self.connection += 1
+
+    def _on_pre_connect(self, client, userdata) -> None:
+        self._new_connection()
+
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties=None) -> None:
+        self._new_connection()
+        self.mqtt_connected = False
+        self.subscribed = False
+        log.warning("disconnected from the broker (%s); unacknowledged messages stay in our session", reason_code)
 
     def _on_connect(self, client, userdata, flags, reason_code, properties=None) -> None:
         if reason_code.is_failure:
             log.warning("MQTT connect refused: %s", reason_code)
             return
-        client.subscribe([(contract.TELEMETRY_SUBSCRIPTION, 1), (contract.STATION_STATUS_SUBSCRIPTION, 1),
-                          (contract.GATEWAY_STATUS_SUBSCRIPTION, 1)])
+        self.mqtt_connected = True
+        if not flags.session_present:
+            if self._had_session:
+                # the broker lost our session (a clean-start login with our client id, a broker
+                # restarted without persistence, expiry): its queue is gone, subscriptions too
+                self.sessions_lost += 1
+                log.warning("broker has no session for %s: subscribing again (lost sessions: %d)",
+                            self.client_id, self.sessions_lost)
+            else:
+                log.info("no broker session yet for %s: creating it", self.client_id)
+        # Subscribe on every connect, even with a session present: cheap, and a session created by
+        # someone else with our id holds no subscriptions. retain_handling 1: retained status
+        # messages only when the subscription is new.
+        opts = SubscribeOptions(qos=1, retainHandling=SubscribeOptions.RETAIN_SEND_IF_NEW_SUB)
+        client.subscribe([(contract.TELEMETRY_SUBSCRIPTION, opts), (contract.STATION_STATUS_SUBSCRIPTION, opts),
+                          (contract.GATEWAY_STATUS_SUBSCRIPTION, opts)])
+
+    def _on_subscribe(self, client, userdata, mid, reason_codes, properties=None) -> None:
+        if any(rc.is_failure for rc in reason_codes):
+            log.error("broker refused the subscriptions: %s (check the ACL of %s)",
+                      [str(rc) for rc in reason_codes], self.client_id)
+            return
+        self.subscribed = True
+        if not self._had_session:
+            self._had_session = True
+            # the store belongs to the event loop's thread
+            self.loop.call_soon_threadsafe(self.store.set_meta, META_SESSION, "1")
         self.loop.call_soon_threadsafe(self.connected.set)
 
     def _on_message(self, client, userdata, msg) -> None:
+        """paho's network thread. Blocks while the intake is full (backpressure, see alerts/intake.py)."""
         try:
-            self.loop.call_soon_threadsafe(self.queue.put_nowait, (msg.topic, msg.payload))
-        except RuntimeError:
-            pass  # loop closed during shutdown
+            delivery = Delivery(msg.topic, msg.payload, msg.mid, msg.qos, self.connection)
+        except UnicodeDecodeError:  # a topic that is not UTF-8: no reading of ours, acknowledge it
+            self._ack_now(msg.mid, msg.qos)
+            return
+        try:
+            self.intake.put(delivery)
+        except Exception:  # noqa: BLE001 - never let an exception kill paho's thread
+            log.exception("alerts: intake")
+
+    def _ack_now(self, mid: int, qos: int) -> None:
+        if qos and self.mqtt is not None:
+            self.mqtt.ack(mid, qos)
+
+    def _ack(self, d: Delivery) -> None:
+        """PUBACK once the message is evaluated and persisted. Only on the connection that delivered
+        it: after a reconnect the broker delivers it again (session present, same packet id) or has
+        lost it (session gone) — an old packet id on a new connection could name another message."""
+        if not d.qos or self.mqtt is None:
+            return
+        with self._ack_lock:
+            if d.connection != self.connection:
+                return
+            self.mqtt.ack(d.mid, d.qos)
+        self.acked += 1
 
     async def _consume(self) -> None:
         while True:
-            topic, payload = await self.queue.get()
-            try:
-                self.handle_message(topic, payload)
-            except Exception:  # noqa: BLE001 - one bad message must not stop the service
-                log.exception("alerts: message on %s", topic)
+            batch = await self.intake.take()
+            for i in range(0, len(batch), EVALUATION_CHUNK):
+                chunk = batch[i:i + EVALUATION_CHUNK]
+                for d in chunk:
+                    await self._evaluate(d)
+                    self._ack(d)
+                self.intake.done(len(chunk))
+                await asyncio.sleep(0)
 
-    def handle_message(self, topic: str, payload: bytes) -> None:
+    async def _evaluate(self, d: Delivery) -> None:
+        try:
+            transitions = self.evaluate(d.topic, d.payload)
+        except Exception:  # noqa: BLE001 - a bug on one message must not stop the service
+            self.evaluation_errors += 1
+            log.exception("alerts: message on %s", d.topic)
+            return
+        self.evaluated += 1
+        delay = 0.5
+        while True:
+            try:
+                self.process(transitions)
+                return
+            except sqlite3.Error as exc:
+                # the state file cannot take the transitions (disk full, locked, I/O): keep the
+                # message unacknowledged and retry — the intake fills and the broker holds the rest
+                self.store_retries += 1
+                log.error("alerts: cannot record %d transition(s) (%s); retrying in %.1f s",
+                          len(transitions), exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+
+    def evaluate(self, topic: str, payload: bytes) -> list[Transition]:
+        """The transitions one MQTT message causes (nothing recorded yet)."""
         try:
             info = contract.parse_topic(topic)
         except contract.TopicError:
-            return
+            return []
         if info.kind == "telemetry":
             decoded = contract.decode_telemetry(info.commune, info.station, payload, now_ms())
             if decoded.reading is not None:
-                self.process(self.engine.feed(decoded.reading))
+                return self.engine.feed(decoded.reading)
         elif info.kind == "gateway_status":
             try:
                 status = contract.decode_status(payload)
             except ValueError as exc:
                 log.info("bad gateway status on %s: %s", topic, exc)
-                return
-            self.process(self.engine.gateway_status(info.commune, info.gateway, status["online"], now_ms()))
+                return []
+            return self.engine.gateway_status(info.commune, info.gateway, status["online"], now_ms())
+        return []
+
+    def handle_message(self, topic: str, payload: bytes) -> None:
+        """Evaluate one message and record its transitions (synchronously; tests, tools)."""
+        self.process(self.evaluate(topic, payload))
 
     async def _ticker(self) -> None:
         while True:
@@ -158,6 +295,56 @@ class AlertService:
             targets += [t for t in self.config.targets(alert["commune"], alert["severity"], escalation=True)
                         if t not in targets]
         return targets
+
+    # ------------------------------------------------------------------ health
+    def health(self) -> dict[str, Any]:
+        intake = self.intake
+        oldest = round(intake.oldest_age_s(), 3) if intake else 0.0
+        rule_errors = getattr(self.engine, "rule_errors", None)  # the engine's count, once it has one
+        if isinstance(rule_errors, dict):
+            rule_errors = sum(rule_errors.values())
+        problems = []
+        if not self.mqtt_connected:
+            problems.append("not connected to the broker")
+        elif not self.subscribed:
+            problems.append("not subscribed")
+        if oldest > self.config.stall_after_s:
+            problems.append(f"oldest unacknowledged message waits {oldest:.0f} s (evaluation stalled)")
+        return {
+            "healthy": not problems, "problems": problems, "client_id": self.client_id,
+            "connected": self.mqtt_connected, "subscribed": self.subscribed, "sessions_lost": self.sessions_lost,
+            "queue_depth": intake.depth if intake else 0,
+            "intake_window": self.config.intake_window,
+            "oldest_unacked_age_s": oldest,
+            "intake_waits": intake.waits if intake else 0,
+            "evaluated": self.evaluated, "acked": self.acked,
+            "evaluation_errors": self.evaluation_errors, "store_retries": self.store_retries,
+            "rule_errors": rule_errors,
+            "last_tick_age_s": round(max(0, now_ms() - self.last_tick_ms) / 1000, 3) if self.last_tick_ms else None,
+        }
+
+    async def _healthz(self, request: aioweb.Request) -> aioweb.Response:
+        h = self.health()
+        return aioweb.json_response(h, status=200 if h["healthy"] else 503)
+
+    async def _metrics(self, request: aioweb.Request) -> aioweb.Response:
+        h = self.health()
+        lines = []
+        for name, key, kind in (
+                ("vw_alerts_connected", "connected", "gauge"), ("vw_alerts_subscribed", "subscribed", "gauge"),
+                ("vw_alerts_sessions_lost_total", "sessions_lost", "counter"),
+                ("vw_alerts_queue_depth", "queue_depth", "gauge"),
+                ("vw_alerts_oldest_unacked_age_seconds", "oldest_unacked_age_s", "gauge"),
+                ("vw_alerts_intake_waits_total", "intake_waits", "counter"),
+                ("vw_alerts_evaluated_total", "evaluated", "counter"), ("vw_alerts_acked_total", "acked", "counter"),
+                ("vw_alerts_evaluation_errors_total", "evaluation_errors", "counter"),
+                ("vw_alerts_store_retries_total", "store_retries", "counter"),
+                ("vw_alerts_rule_errors_total", "rule_errors", "counter")):
+            value = h[key]
+            if value is None:
+                continue
+            lines += [f"# TYPE {name} {kind}", f"{name} {float(value):g}"]
+        return aioweb.Response(text="\n".join(lines) + "\n", content_type="text/plain")
 
     # ------------------------------------------------------------------ transitions
     def process(self, transitions: list[Transition]) -> None:

@@ -64,6 +64,10 @@ SCHEMA = Map([
     Key("channels", Map([], extra=_CHANNEL, name="channels"), required=False, default=dict),
     Key("routes", ListOf(_ROUTE), required=False, default=list),
     Key("users", ListOf(_USER), required=False, default=list),
+    Key("intake_window", Num(1, 65535, integer=True), required=False, default=2000,
+        doc="MQTT messages held unacknowledged at most; beyond, the broker keeps them queued"),
+    Key("stall_after_s", Num(1), required=False, default=120,
+        doc="/healthz is unhealthy when the oldest unacknowledged message is older than this"),
     Key("rulepacks", Str(), required=False),
     Key("state_db", Str(), required=False),
     Key("extra", Any_(), required=False),
@@ -85,6 +89,10 @@ class AlertsConfig:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     rulepacks: str | None = None
     state_db: str | None = None
+    # Intake bound (docs/alerts.md "Intake"): at most this many MQTT messages unacknowledged in the
+    # service; at the bound paho's thread waits and the broker keeps the rest in our session queue.
+    intake_window: int = 2000
+    stall_after_s: float = 120
 
     def targets(self, commune: str, severity: str, escalation: bool = False) -> list[tuple[str, str]]:
         """(channel, target) pairs for an alert of this commune and severity."""
@@ -125,7 +133,8 @@ def load_alerts_config(path: str | Path | None, env: dict[str, str] | None = Non
         data["public_url"].rstrip("/"), data["http_host"], data["http_port"],
         secret.encode() if secret else secrets.token_bytes(32),
         data["renotify_s"], data["escalate_after_s"], data["retries"], data["retry_backoff_s"],
-        data["channels"], data["routes"], users, data["rulepacks"], data["state_db"])
+        data["channels"], data["routes"], users, data["rulepacks"], data["state_db"],
+        data["intake_window"], data["stall_after_s"])
 
 
 # ---------------------------------------------------------------------- passwords (stdlib scrypt)

@@ -6,6 +6,15 @@ only after the channel accepted it: a restart resends what was not sent and neve
 between a channel's "OK" and the commit can still repeat one message — at-least-once). Open alerts
 survive a restart; the engine resumes them as firing, so they are neither re-fired nor re-notified.
 
+Redelivered readings are harmless (the service acknowledges a QoS 1 message only after its
+transitions are committed here, so after a crash the broker delivers again readings whose
+transitions may already be recorded, to an engine that lost its in-memory state). ``apply`` is
+therefore idempotent per episode, in event time: a ``firing`` whose span [since, ts] overlaps an
+alert of the same key already recorded (open, or resolved at or after ``since``) is the same episode
+again and changes nothing; a ``resolved`` dated before the open alert fired is a replay of older
+readings and changes nothing. A genuinely separate episode (e.g. a late reading from before a
+recorded alert) does not overlap and is recorded.
+
 Re-notify and escalation count on the service's clock from when people were first told
 (``notified_ms``), not from the data's timestamps: an alert fired from readings an edge gateway
 spooled for an hour is not escalated the moment it arrives, and a station whose clock runs ahead
@@ -48,6 +57,8 @@ CREATE TABLE IF NOT EXISTS outbox (
     attempts INTEGER NOT NULL DEFAULT 0, next_ms INTEGER NOT NULL DEFAULT 0, sent_ms INTEGER, last_error TEXT
 );
 CREATE INDEX IF NOT EXISTS outbox_pending ON outbox(status, next_ms);
+CREATE INDEX IF NOT EXISTS alerts_key ON alerts(key, started_ms);
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
 
 
@@ -91,6 +102,8 @@ class AlertStore:
             if tr.state == "firing":
                 if row is not None:
                     return None  # already open (e.g. restored after a restart): no duplicate
+                if self._recorded_episode(tr):
+                    return None  # redelivered readings of an episode already recorded and resolved
                 r = tr.rule
                 cur = self.db.execute(
                     """INSERT INTO alerts (key, rule, pack, commune, station, station_name_vi, station_name_en,
@@ -108,12 +121,31 @@ class AlertStore:
                 return self.get(alert_id)
             if row is None:
                 return None  # resolved by a person already, or never opened here
+            if row["fired_ms"] is not None and tr.ts_ms < row["fired_ms"]:
+                return None  # a replay of readings older than the firing (redelivery after a crash)
             self.db.execute("UPDATE alerts SET state='resolved', resolved_ms=?, resolved_by='hệ thống', "
                             "resolve_note=?, last_value=? WHERE id=?",
                             (tr.ts_ms, tr.message_vi, tr.value, row["id"]))
             self._event(row["id"], tr.ts_ms, "resolved", "hệ thống", tr.message_vi, tr.value)
             self._enqueue(row["id"], "resolved", targets, now)
             return self.get(row["id"])
+
+    def _recorded_episode(self, tr: Transition) -> bool:
+        since = tr.since_ms if tr.since_ms else tr.ts_ms
+        row = self.db.execute(
+            "SELECT id FROM alerts WHERE key=? AND started_ms<=? AND (resolved_ms IS NULL OR resolved_ms>=?) LIMIT 1",
+            (tr.key, tr.ts_ms, since)).fetchone()
+        return row is not None
+
+    # ------------------------------------------------------------------ service facts
+    def get_meta(self, name: str) -> str | None:
+        row = self.db.execute("SELECT value FROM meta WHERE name=?", (name,)).fetchone()
+        return row["value"] if row else None
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self._tx():
+            self.db.execute("INSERT INTO meta (name, value) VALUES (?, ?) "
+                            "ON CONFLICT(name) DO UPDATE SET value=excluded.value", (name, value))
 
     # ------------------------------------------------------------------ people
     def acknowledge(self, alert_id: int, who: str, note: str, now_ms: int) -> dict:

@@ -1,13 +1,18 @@
 """Inspector page (aiohttp, Vietnamese first): active alerts, acknowledge/resolve with a note,
-history with filters. Per-user accounts (scrypt hashes), HMAC-signed session cookie, a commune
-operator sees only their commune(s). Links in notifications (``/alert/<id>``) open the alert.
+history with filters. Links in notifications (``/alert/<id>``) open the alert.
+
+Sign-in is the portal's (villagewatch.signin): the same account store and server-side sessions in
+``<data dir>/auth.sqlite``, so logging out, a password change or an admin's revocation on either
+page ends the session on both. Accounts listed in the alerts configuration's ``users`` are added to
+that store on start when missing (a password changed on the web is not overwritten). A commune
+operator sees only their commune(s).
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import html
+import os
+import secrets
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -15,17 +20,29 @@ from typing import Any
 
 from aiohttp import web
 
-from alerts.settings import AlertsConfig, verify_password
+from alerts.settings import AlertsConfig
 from alerts.store import AlertStore, StoreError
 from rules.messages import SEVERITY_LABELS, STATE_LABELS, bilingual, fmt_number, local_time
+from villagewatch.signin import (
+    COOKIE,
+    CSRF_COOKIE,
+    SESSION_S,
+    Account,
+    AuthStore,
+    LoginRefused,
+    auth_db_path,
+    check_csrf,
+    cookie_options,
+    safe_next,
+    same_origin,
+)
 
-COOKIE = "vw_alerts_session"
 INSPECTOR: web.AppKey = web.AppKey("inspector")
-SESSION_S = 12 * 3600
+SESSION_KEY = web.RequestKey("vw_session", object)
 
 _CSS = """
 body{font-family:system-ui,"Noto Sans",sans-serif;margin:0;background:#f4f6f8;color:#1b1f23}
-header{background:#0b5d3b;color:#fff;padding:10px 18px;display:flex;gap:18px;align-items:center}
+header{background:#0b5d3b;color:#fff;padding:10px 18px;display:flex;flex-wrap:wrap;gap:6px 18px;align-items:center}
 header a{color:#fff} main{padding:16px 18px} table{border-collapse:collapse;width:100%;background:#fff}
 th,td{border:1px solid #d0d7de;padding:6px 8px;text-align:left;vertical-align:top;font-size:14px}
 th{background:#eaeef2} .critical{background:#ffd7d5} .warning{background:#fff1c2} .info{background:#ddf4ff}
@@ -39,83 +56,95 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def _page(title: str, body: str, user: dict | None = None) -> web.Response:
+def _page(title: str, body: str, user: Account | None = None, csrf: str = "", status: int = 200) -> web.Response:
     nav = ""
     if user:
         nav = (f'<a href="/">Cảnh báo đang hoạt động</a><a href="/history">Lịch sử / History</a>'
-               f'<span style="margin-left:auto">{_e(user.get("name") or user["username"])}</span>'
-               f'<a href="/logout">Đăng xuất</a>')
+               f'<span style="margin-left:auto">{_e(user.display)}</span>'
+               f'<form method="post" action="/logout" class="inline"><input type="hidden" name="csrf" value="{_e(csrf)}">'
+               f'<button id="logout">Đăng xuất</button></form>')
     text = (f'<!doctype html><html lang="vi"><head><meta charset="utf-8"><title>{_e(title)}</title>'
             f'<meta name="viewport" content="width=device-width"><style>{_CSS}</style></head><body>'
             f'<header><strong>Làng thông minh — Cảnh báo môi trường</strong>{nav}</header>'
             f'<main>{body}</main></body></html>')
-    return web.Response(text=text, content_type="text/html")
+    return web.Response(text=text, content_type="text/html", status=status)
 
 
 class Inspector:
-    def __init__(self, store: AlertStore, config: AlertsConfig, sites: dict, on_change: Callable | None):
-        self.store, self.config, self.sites, self.on_change = store, config, sites, on_change
+    def __init__(self, store: AlertStore, config: AlertsConfig, sites: dict, on_change: Callable | None,
+                 auth: AuthStore):
+        self.store, self.config, self.sites, self.on_change, self.auth = store, config, sites, on_change, auth
+        auth.seed(config.users.values())
 
-    # ------------------------------------------------------------------ sessions
-    def _sign(self, text: str) -> str:
-        return hmac.new(self.config.secret, text.encode(), hashlib.sha256).hexdigest()
-
-    def _session_value(self, username: str) -> str:
-        payload = f"{username}|{int(time.time()) + SESSION_S}"
-        return f"{payload}|{self._sign(payload)}"
-
-    def user(self, request: web.Request) -> dict | None:
-        raw = request.cookies.get(COOKIE, "")
-        parts = raw.split("|")
-        if len(parts) != 3:
-            return None
-        payload = f"{parts[0]}|{parts[1]}"
-        if not hmac.compare_digest(self._sign(payload), parts[2]) or int(parts[1]) < time.time():
-            return None
-        return self.config.users.get(parts[0])
+    # ------------------------------------------------------------------ sessions (shared with the portal)
+    def user(self, request: web.Request) -> Account | None:
+        if SESSION_KEY not in request:
+            request[SESSION_KEY] = self.auth.session(request.cookies.get(COOKIE))
+        s = request[SESSION_KEY]
+        return s.account if s else None
 
     def csrf(self, request: web.Request) -> str:
-        return self._sign("csrf:" + request.cookies.get(COOKIE, ""))
+        s = self.auth.session(request.cookies.get(COOKIE))
+        return s.csrf if s else ""
 
-    def require(self, request: web.Request) -> dict:
+    def require(self, request: web.Request) -> Account:
         u = self.user(request)
         if u is None:
-            raise web.HTTPFound("/login?next=" + urllib.parse.quote(request.path_qs))
+            raise web.HTTPFound("/login?next=" + urllib.parse.quote(request.path_qs, safe=""))
         return u
 
-    def communes(self, user: dict) -> list[str] | None:
-        return None if "*" in user["communes"] else list(user["communes"])
+    def communes(self, user: Account) -> list[str] | None:
+        return user.commune_filter()
 
-    def visible(self, user: dict, alert: dict | None) -> bool:
-        return alert is not None and ("*" in user["communes"] or alert["commune"] in user["communes"])
+    def visible(self, user: Account, alert: dict | None) -> bool:
+        return alert is not None and user.sees(alert["commune"])
+
+    async def checked_form(self, request: web.Request, expected: str | None) -> dict:
+        if not same_origin(request.headers.get("Origin"), self.config.public_url, request.host):
+            raise web.HTTPForbidden(text="Yêu cầu từ trang khác / cross-site request refused")
+        form = dict(await request.post())
+        if not check_csrf(expected, str(form.get("csrf", ""))):
+            raise web.HTTPForbidden(text="Phiên không hợp lệ, hãy tải lại trang / invalid session, reload the page")
+        return form
 
     # ------------------------------------------------------------------ pages
-    async def login_form(self, request: web.Request, error: str = "", nxt: str | None = None) -> web.Response:
-        nxt = _e(nxt or request.query.get("next", "/"))
+    async def login_form(self, request: web.Request, error: str = "", nxt: str | None = None,
+                         status: int = 200) -> web.Response:
+        nxt = _e(safe_next(nxt or request.query.get("next")))
+        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
         err = f'<p class="err">{_e(error)}</p>' if error else ""
-        return _page("Đăng nhập", f"""<div class="box"><h2>Đăng nhập <span class="en">/ Log in</span></h2>{err}
-<form method="post" action="/login"><input type="hidden" name="next" value="{nxt}">
+        resp = _page("Đăng nhập", f"""<div class="box"><h2>Đăng nhập <span class="en">/ Log in</span></h2>{err}
+<form method="post" action="/login"><input type="hidden" name="next" value="{nxt}"><input type="hidden" name="csrf" value="{_e(token)}">
 <p><label>Tên đăng nhập <span class="en">/ user name</span><br><input name="username" autocomplete="username"></label></p>
 <p><label>Mật khẩu <span class="en">/ password</span><br><input name="password" type="password" autocomplete="current-password"></label></p>
-<p><button type="submit">Đăng nhập</button></p></form></div>""")
+<p><button type="submit">Đăng nhập</button></p></form></div>""", status=status)
+        if CSRF_COOKIE not in request.cookies:
+            resp.set_cookie(CSRF_COOKIE, token, **cookie_options(self.config.public_url))
+        return resp
 
     async def login(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        user = self.config.users.get(str(form.get("username", "")).strip())
-        if user is None or not verify_password(str(form.get("password", "")), user["password_hash"]):
+        form = await self.checked_form(request, request.cookies.get(CSRF_COOKIE))
+        nxt = safe_next(str(form.get("next") or "/"))
+        try:
+            token, _ = self.auth.login(str(form.get("username", "")).strip(), str(form.get("password", "")),
+                                       request.remote or "?")
+        except LoginRefused as exc:
+            if exc.retry_after_s:
+                resp = await self.login_form(request, f"Đăng nhập sai quá nhiều lần, thử lại sau {exc.retry_after_s} giây"
+                                             f" / too many failed logins, try again in {exc.retry_after_s} s", nxt, 429)
+                resp.headers["Retry-After"] = str(exc.retry_after_s)
+                return resp
             return await self.login_form(request, "Sai tên đăng nhập hoặc mật khẩu / wrong user name or password",
-                                         str(form.get("next") or "/"))
-        nxt = str(form.get("next") or "/")
-        if not nxt.startswith("/") or nxt.startswith("//"):
-            nxt = "/"
-        resp = web.HTTPFound(nxt)
-        resp.set_cookie(COOKIE, self._session_value(user["username"]), httponly=True, samesite="Lax",
-                        max_age=SESSION_S)
+                                         nxt, 401)
+        resp = web.HTTPSeeOther(nxt)
+        resp.set_cookie(COOKIE, token, max_age=SESSION_S, **cookie_options(self.config.public_url))
         raise resp
 
     async def logout(self, request: web.Request) -> web.Response:
-        resp = web.HTTPFound("/login")
-        resp.del_cookie(COOKIE)
+        await self.checked_form(request, self.csrf(request))
+        self.auth.logout(request.cookies.get(COOKIE))
+        resp = web.HTTPSeeOther("/login")
+        resp.del_cookie(COOKIE, path="/")
         raise resp
 
     def _rows(self, alerts: list[dict], history: bool = False) -> str:
@@ -146,7 +175,7 @@ class Inspector:
         user = self.require(request)
         alerts = self.store.active(self.communes(user))
         return _page("Cảnh báo đang hoạt động", f"<h2>Cảnh báo đang hoạt động <span class='en'>/ Active alerts "
-                     f"({len(alerts)})</span></h2>{self._rows(alerts)}", user)
+                     f"({len(alerts)})</span></h2>{self._rows(alerts)}", user, self.csrf(request))
 
     async def history(self, request: web.Request) -> web.Response:
         user = self.require(request)
@@ -184,7 +213,7 @@ class Inspector:
                 f'đến <input type="date" name="to" value="{_e(q.get("to", ""))}"> '
                 f'Tìm <input name="q" value="{_e(q.get("q", ""))}" size="14"> <button type="submit">Lọc / Filter</button></form>')
         return _page("Lịch sử cảnh báo", f"<h2>Lịch sử cảnh báo <span class='en'>/ Alert history</span></h2>{form}"
-                     f"{self._rows(alerts, history=True)}", user)
+                     f"{self._rows(alerts, history=True)}", user, self.csrf(request))
 
     async def detail(self, request: web.Request) -> web.Response:
         user = self.require(request)
@@ -217,7 +246,7 @@ class Inspector:
                 + f'</p><p>Giá trị {_e(fmt_number(alert["value"]))} · ngưỡng {_e(fmt_number(alert["limit"]))} · '
                 f'từ {_e(local_time(alert["fired_ms"]))}</p></div>{actions}'
                 f'<h3>Diễn biến <span class="en">/ Events</span></h3><table><tr><th>Lúc</th><th>Trạng thái</th><th>Người</th><th>Ghi chú</th></tr>{ev_rows}</table>')
-        return _page(f"Cảnh báo #{alert['id']}", body, user)
+        return _page(f"Cảnh báo #{alert['id']}", body, user, self.csrf(request))
 
     async def act(self, request: web.Request) -> web.Response:
         user = self.require(request)
@@ -225,11 +254,9 @@ class Inspector:
         alert = self.store.get(alert_id)
         if not self.visible(user, alert):
             raise web.HTTPNotFound(text="Không tìm thấy cảnh báo / alert not found")
-        form = await request.post()
-        if not hmac.compare_digest(str(form.get("csrf", "")), self.csrf(request)):
-            raise web.HTTPForbidden(text="Phiên không hợp lệ, hãy tải lại trang / invalid session, reload the page")
+        form = await self.checked_form(request, self.csrf(request))
         note = str(form.get("note", "")).strip()[:2000]
-        who = user.get("name") or user["username"]
+        who = user.display
         now = int(time.time() * 1000)
         try:
             if request.match_info["action"] == "ack":
@@ -243,13 +270,23 @@ class Inspector:
         raise web.HTTPFound(f"/alert/{alert_id}")
 
 
-def create_app(store: AlertStore, config: AlertsConfig, sites: dict, on_change: Callable | None = None) -> web.Application:
-    ins = Inspector(store, config, sites, on_change)
+def create_app(store: AlertStore, config: AlertsConfig, sites: dict, on_change: Callable | None = None,
+               auth: AuthStore | None = None) -> web.Application:
+    """The inspector page. ``auth`` defaults to the shared store in ``$VW_DATA_DIR`` (``var``), the
+    same file the portal opens, so both pages share accounts and sessions."""
+    if auth is None:
+        auth = AuthStore(auth_db_path(os.environ.get("VW_DATA_DIR") or "var"))
+    ins = Inspector(store, config, sites, on_change, auth)
     app = web.Application()
     app.add_routes([
-        web.get("/login", ins.login_form), web.post("/login", ins.login), web.get("/logout", ins.logout),
+        web.get("/login", ins.login_form), web.post("/login", ins.login), web.post("/logout", ins.logout),
         web.get("/", ins.active), web.get("/history", ins.history), web.get(r"/alert/{id:\d+}", ins.detail),
         web.post(r"/alert/{id:\d+}/{action:ack|resolve}", ins.act),
     ])
     app[INSPECTOR] = ins
+
+    async def close_auth(app: web.Application) -> None:
+        auth.close()
+
+    app.on_cleanup.append(close_auth)
     return app

@@ -9,8 +9,8 @@ import time
 import urllib.parse
 import urllib.request
 
+from simulator.loadgen import _utf8, _varlen
 from villagewatch.config import MqttUrl
-from villagewatch.loadgen import _utf8, _varlen
 
 
 class CountingSubscriber(asyncio.Protocol):

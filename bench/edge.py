@@ -33,9 +33,9 @@ sys.path.insert(0, str(REPO))
 import paho.mqtt.client as mqtt  # noqa: E402
 from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 
+from app.stack import LocalStack, wait_until  # noqa: E402
 from edge.spool import Spool  # noqa: E402
 from villagewatch import contract  # noqa: E402
-from villagewatch.stack import LocalStack, wait_until  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -52,7 +52,7 @@ def write_site(path: Path, n: int, interval_s: int = 1) -> Path:
 
 def start_gateway(site: Path, data: Path, url: str, *extra: str) -> subprocess.Popen:
     env = dict(os.environ, VW_MQTT_URL=url, PYTHONPATH=str(REPO))
-    return subprocess.Popen([sys.executable, "-m", "villagewatch.cli", "edge", "--site", str(site), "--gateway",
+    return subprocess.Popen([sys.executable, "-m", "app.cli", "edge", "--site", str(site), "--gateway",
                              "gw-bench", "--data-dir", str(data), "--status-interval", "1", *extra],
                             env=env, stdout=open(data.parent / "gateway.log", "ab"), stderr=subprocess.STDOUT)  # noqa: SIM115
 

@@ -3,8 +3,8 @@
     .venv/bin/python bench/ingest.py                 # full run (≈ 4–5 minutes)
     .venv/bin/python bench/ingest.py --quick         # smoke run (≈ 1 minute, shorter phases)
 
-Everything runs on this machine: a fresh Mosquitto + InfluxDB (villagewatch.stack), the load
-generator (villagewatch.loadgen, its own MQTT 3.1.1 publisher), and `villagewatch ingest` as a
+Everything runs on this machine: a fresh Mosquitto + InfluxDB (app.stack), the load
+generator (simulator.loadgen, its own MQTT 3.1.1 publisher), and `villagewatch ingest` as a
 child process. Phases, each against its own database:
 1. ceilings — the broker's delivery rate to a count-only QoS 1 subscriber, with the same publisher;
    InfluxDB's raw bulk write rate (5,000-point batches of the same points, 2 connections);
@@ -41,10 +41,10 @@ sys.path.append(str(REPO / "bench"))  # after the repo: bench/edge.py must not s
 
 from _mqtt import CountingSubscriber, NaiveIngest  # noqa: E402
 
+from app.stack import LocalStack, free_port  # noqa: E402
+from simulator.loadgen import Fleet, RawPublisher  # noqa: E402
 from villagewatch import contract, lineproto  # noqa: E402
 from villagewatch.config import MqttUrl  # noqa: E402
-from villagewatch.loadgen import Fleet, RawPublisher  # noqa: E402
-from villagewatch.stack import LocalStack, free_port  # noqa: E402
 
 
 def log(msg: str) -> None:
@@ -159,7 +159,7 @@ class IngestChild:
         env = {**os.environ, **stack.env(), "VW_INFLUX_DB": db, "VW_HTTP_PORT": str(self.port),
                "VW_SITES": str(REPO / "sites")}
         self.log = open(data_dir / f"ingest-{self.port}.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "villagewatch.cli", "ingest", "--data-dir", str(data_dir),
+        self.proc = subprocess.Popen([sys.executable, "-m", "app.cli", "ingest", "--data-dir", str(data_dir),
                                       *(extra_args or [])], env=env, stdout=self.log, stderr=self.log)
         self.peak_rss_mb = 0.0
 

@@ -29,10 +29,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from app.stack import LocalStack, free_port, wait_until  # noqa: E402
+from simulator.loadgen import Fleet  # noqa: E402
 from villagewatch.health import read_health  # noqa: E402
-from villagewatch.loadgen import Fleet  # noqa: E402
 from villagewatch.publish import Publisher  # noqa: E402
-from villagewatch.stack import LocalStack, free_port, wait_until  # noqa: E402
 
 
 def log(msg: str) -> None:
@@ -49,7 +49,7 @@ class Ingest:
     def start(self) -> None:
         env = {**os.environ, **self.stack.env(), "VW_HTTP_PORT": str(self.port), "VW_SITES": str(REPO / "sites")}
         log_file = open(self.work / "ingest.log", "ab")  # noqa: SIM115
-        self.proc = subprocess.Popen([sys.executable, "-m", "villagewatch.cli", "ingest", "--data-dir", str(self.work)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "app.cli", "ingest", "--data-dir", str(self.work)],
                                      env=env, stdout=log_file, stderr=log_file)
         wait_until(lambda: self.health().get("subscribed", False), 30, "ingest healthy")
 

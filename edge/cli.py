@@ -36,10 +36,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--speed", type=float, default=1.0,
                    help="poll stations this many times faster than their interval_s (demo)")
     p.add_argument("--seed", type=int, default=0, help="simulated source seed")
+    p.add_argument("--clock", choices=("sane", "os"), default="sane",
+                   help="when to trust the wall clock: sane = after the build date and the newest spooled "
+                        "reading, no step (default); os = also only while the OS reports NTP sync (boards "
+                        "without a real-time clock)")
+    p.add_argument("--clock-offset", type=float, metavar="SECONDS",
+                   help="operator: the true time is the wall clock + SECONDS (trusted as is)")
+    p.add_argument("--clock-hold-max", type=float, default=6 * 3600, metavar="SECONDS",
+                   help="readings taken on an untrusted clock wait at most this long, then go out with a "
+                        "best-estimate time flagged clock_unsynced (21600)")
     p.add_argument("--ota-public-key", help="project OTA public key (villagewatch ota keygen): accept signed "
                                             "updates for this gateway, verified before they are applied")
     p.add_argument("--ota-dir", help="where verified updates are installed (default <data-dir>/ota)")
-    p.add_argument("--check", action="store_true", help="validate the site and sources, then exit")
+    p.add_argument("--check", action="store_true",
+                   help="validate the site, open its serial ports, connect to the broker(s), say what was "
+                        "found, exit (writes nothing; exit 1 when something did not answer)")
+    p.add_argument("--probe", action="store_true",
+                   help="with --check: read each Modbus device once, print raw registers, the decoded value "
+                        "and the other word/byte orders")
     p.set_defaults(func=run, _parser=p)
 
 
@@ -52,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config, mqtt_ca_file=args.ca_file, mqtt_cert_file=args.cert_file,
                              mqtt_key_file=args.key_file)
     site = load_site(args.site)
-    if args.speed <= 0 or args.window < 1 or args.replay_rate <= 0 or args.budget_mb <= 0:
-        raise UserError("--speed, --window, --replay-rate and --budget-mb must be positive",
+    if args.speed <= 0 or args.window < 1 or args.replay_rate <= 0 or args.budget_mb <= 0 or args.clock_hold_max <= 0:
+        raise UserError("--speed, --window, --replay-rate, --budget-mb and --clock-hold-max must be positive",
                         hint="ví dụ / e.g. --speed 10 --budget-mb 64")
     for f in (settings.mqtt_ca_file, settings.mqtt_cert_file, settings.mqtt_key_file):
         if f and not Path(f).is_file():
@@ -64,26 +78,27 @@ def run(args: argparse.Namespace) -> int:
     if len({b.tls for b in brokers}) > 1:
         raise UserError("brokers mix mqtt:// and mqtts:// (" + ", ".join(b.redacted() for b in brokers) + ")",
                         hint="use mqtts:// for every broker of VW_MQTT_URL and --failover")
+    if args.probe and not args.check:
+        raise UserError("--probe goes with --check", hint="villagewatch edge --site ... --gateway ... --check --probe")
+    if args.check:
+        from edge.check import run_check
+        return run_check(site, args.gateway, brokers,
+                         (settings.mqtt_ca_file, settings.mqtt_cert_file, settings.mqtt_key_file), probe=args.probe)
     data_dir = Path(args.data_dir) if args.data_dir else settings.data_path / "edge" / args.gateway
     opts = GatewayOptions(
         brokers=brokers, data_dir=data_dir, budget_bytes=int(args.budget_mb * 2**20), sync=args.sync,
         window=args.window, replay_rate=args.replay_rate, status_interval_s=args.status_interval,
         speed=args.speed, seed=args.seed, ca_file=settings.mqtt_ca_file, cert_file=settings.mqtt_cert_file,
-        key_file=settings.mqtt_key_file, extra=settings.extra)
+        key_file=settings.mqtt_key_file, extra=settings.extra, clock_mode=args.clock,
+        clock_offset_s=args.clock_offset, clock_hold_max_s=args.clock_hold_max)
     gateway = Gateway(site, args.gateway, opts)
-    if args.check:
-        for s in gateway.sources:
-            print(f"{s.name}: {', '.join(b.station.id for b in s.bound)}")
-        print(f"OK — {len(gateway.stations)} trạm / stations, spool {data_dir}")
-        gateway.spool.close()
-        return 0
     log.info("gateway %s: %d stations, %d sources, broker %s, spool %s (%d queued)", args.gateway,
              len(gateway.stations), len(gateway.sources), brokers[0].redacted(), data_dir, gateway.spool.depth)
     agent = None
     if args.ota_public_key:
-        # Signed updates of the gateway itself: firmware_tools.ota_agent verifies signature and hash
+        # Signed updates of the gateway itself: edge.ota_agent verifies signature and hash
         # before applying, keeps the previous version for rollback, and reports on MQTT.
-        from firmware_tools.ota_agent import OtaAgent
+        from edge.ota_agent import OtaAgent
         if not Path(args.ota_public_key).is_file():
             raise UserError(f"không tìm thấy khóa / key not found: {args.ota_public_key}",
                             hint="copy the project's OTA public key (villagewatch ota keygen) to the gateway")

@@ -23,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from edge import health
+from edge.clock import Clock, ClockGuard, SystemClock
+from edge.console import Console, first_reading
 from edge.link import Link
 from edge.processing import PROCESSING_KEYS, PROCESSING_SCHEMA, StationProcessor
 from edge.sources import SOURCES, source_class
@@ -36,6 +38,8 @@ from villagewatch.sites import Site, Station
 log = logging.getLogger("edge.gateway")
 
 MAX_PENDING = 100_000  # readings held in memory while the spool cannot be written (≈ 30 MB)
+MAX_HELD = 500_000  # readings waiting for a trusted clock; beyond, the oldest go out flagged clock_unsynced
+CLOCK_CORRECTED, CLOCK_UNSYNCED = "clock_corrected", "clock_unsynced"
 
 
 @dataclass
@@ -55,6 +59,12 @@ class GatewayOptions:
     key_file: str | None = None
     reconnect_max_s: int = 5
     extra: dict[str, Any] = field(default_factory=dict)
+    clock: Clock | None = None  # None: the system clocks (tests inject a fake one)
+    clock_mode: str = "sane"  # "os": trust the wall clock only while the OS reports NTP sync
+    clock_offset_s: float | None = None  # operator: wall clock + this is the true time
+    clock_hold_max_s: float = 6 * 3600  # then held readings go out with a best estimate, flagged
+    memory_budget_bytes: int = 32 * 1024 * 1024  # in-memory queue when the disk cannot be used
+    console: Console | None = None  # None: lines on the log, one per cause per minute
 
 
 def _subset(raw: Any, keys: tuple[str, ...], keep: bool) -> LineDict:
@@ -104,21 +114,32 @@ class Gateway:
         self.stations = {s.id: s for s in site.stations_of(gateway_id)}
         if not self.stations:
             raise ConfigError(f"gateway {gateway_id!r} has no stations", file=site.path)
-        opts.data_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            opts.data_dir.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            pass  # read-only or unwritable: the spool says so and runs in memory
+        self.guard = ClockGuard(opts.clock or SystemClock(), opts.clock_mode, operator_offset_s=opts.clock_offset_s)
+        self.console = opts.console or Console(self.guard.monotonic)
+        self._clock_said: str | None = None
         ctx = SourceContext(speed=opts.speed, seed=opts.seed, data_dir=str(opts.data_dir), site=site,
-                            extra=opts.extra)
+                            extra=opts.extra, clock=self.guard)
         self.sources, proc_cfg = bind_sources(site, list(self.stations.values()), ctx)
         self.source_of = {b.station.id: s for s in self.sources for b in s.bound}
         self.processors = {sid: StationProcessor(cfg) for sid, cfg in proc_cfg.items()}
-        self.spool = Spool(opts.data_dir / "spool.sqlite", opts.budget_bytes, opts.sync)
+        self.spool = Spool(opts.data_dir / "spool.sqlite", opts.budget_bytes, opts.sync, opts.memory_budget_bytes)
+        self.guard.raise_floor(self.spool.newest_ts())  # time does not run backwards across a restart
+        self.boot = self.guard.clock.boot_id()
+        self._boot_last_mono: dict[str, float] = {}
+        self.clock_released = Counter()  # flag -> readings re-timed (clock_corrected) or estimated
         self.gw_topic = contract.gateway_status_topic(site.commune, gateway_id)
         self.link = Link(opts.brokers, f"vw-edge-{site.commune}-{gateway_id}"[:64], self.gw_topic,
                          contract.encode_json({"online": False, "ts": int(time.time() * 1000), "gw": gateway_id,
                                                "reason": contract.STATUS_REASON_LWT}),
                          window=opts.window, ca_file=opts.ca_file, cert_file=opts.cert_file,
-                         key_file=opts.key_file, reconnect_max_s=opts.reconnect_max_s)
-        self.started = time.time()
-        self.pending: list[contract.Reading] = []
+                         key_file=opts.key_file, reconnect_max_s=opts.reconnect_max_s, console=self.console)
+        self.started = self.guard.monotonic()
+        # (reading, monotonic time of its ts, clock trusted when it was taken)
+        self.pending: list[tuple[contract.Reading, float, bool]] = []
         self.flush_scheduled = False
         self.spool_errors = 0
         self.last_spool_error: str | None = None
@@ -138,16 +159,19 @@ class Gateway:
         self.station_online: dict[str, bool] = {}
 
     # ------------------------------------------------------------------ sink (sources call these)
-    def reading(self, station_id: str, ts_ms: int, metrics: dict[str, float]) -> None:
+    def reading(self, station_id: str, ts_ms: int, metrics: dict[str, float],
+                flags: dict[str, list[str]] | None = None) -> None:
         st = self.stations.get(station_id)
         src = self.source_of.get(station_id)
         if st is None or src is None:
             return
         src.readings += 1
-        self.last_reading[station_id] = ts_ms
         wanted = {m: v for m, v in metrics.items() if m in st.metrics}
-        for ts, values, flags in self.processors[station_id].process(ts_ms, wanted):
-            self._queue(st, src, ts, values, flags)
+        if station_id not in self.last_reading:
+            self.console.say(f"first:{station_id}", first_reading(station_id, wanted), logging.INFO)
+        self.last_reading[station_id] = ts_ms
+        for ts, values, fl in self.processors[station_id].process(ts_ms, wanted, flags):
+            self._queue(st, src, ts, values, fl)
 
     def _queue(self, st: Station, src: Source, ts: int, values: dict[str, float], flags: dict[str, list[str]]) -> None:
         good: dict[str, float] = {}
@@ -160,8 +184,11 @@ class Gateway:
             good[name] = round(v, max(metric.decimals, 3))
         if not good:
             return
-        self.pending.append(contract.Reading(st.commune, st.id, ts, 0, good, self.gw,
-                                             {k: v for k, v in flags.items() if k in good}))
+        # the monotonic instant of ts (an aggregation window's start is earlier than now)
+        mono = self.guard.monotonic() - (self.guard.wall_ms() - ts) / 1000
+        self.pending.append((contract.Reading(st.commune, st.id, ts, 0, good, self.gw,
+                                              {k: v for k, v in flags.items() if k in good}),
+                             mono, self.guard.trusted))
         if not self.flush_scheduled:
             self.flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -171,7 +198,10 @@ class Gateway:
         source.last_error = f"{station_id or source.name}: {kind}: {detail}"
         if station_id in self.station_errors:
             self.station_errors[station_id][kind] += 1
-        log.debug("source %s station %s: %s %s", source.name, station_id, kind, detail)
+        where = f"trạm {station_id}" if station_id else source.name
+        self.console.say(f"source:{source.name}:{station_id}:{kind}",
+                         f"lỗi nguồn {source.name}, {where}: {kind}: {detail} / "
+                         f"source error {source.name}, {station_id or 'bus'}: {kind}: {detail}")
 
     def _flush(self) -> None:
         """Make everything produced in this event-loop tick durable in one transaction.
@@ -184,7 +214,15 @@ class Gateway:
         self.flush_scheduled = False
         batch, self.pending = self.pending, []
         try:
-            self.spool.append(batch)
+            trusted = self.guard.observe()
+            self._say_clock()
+            if trusted:
+                self._release_held()
+                self.spool.append([self._retimed(r, mono) if not trusted else r for r, mono, trusted in batch])
+            else:
+                # not published with a made-up time: kept with their monotonic time until the clock is
+                # trusted (docs/edge.md, "Clock policy")
+                self.spool.hold([(r, mono) for r, mono, _ in batch], self.boot)
         except sqlite3.Error as exc:
             self.spool_errors += 1
             self.last_spool_error = f"{type(exc).__name__}: {exc}"
@@ -201,6 +239,80 @@ class Gateway:
             return
         if self.wake is not None:
             self.wake.set()
+
+    # ------------------------------------------------------------------ clock
+    def _retimed(self, r: contract.Reading, mono: float) -> contract.Reading:
+        """A reading taken while the clock was not trusted, re-timed now that it is."""
+        r.ts_ms = round((mono + self.guard.offset_now()) * 1000)
+        r.flags = {m: sorted({*r.flags.get(m, ()), CLOCK_CORRECTED}) for m in r.metrics}
+        self.clock_released[CLOCK_CORRECTED] += 1
+        return r
+
+    def _timing_trusted(self, mono: float, boot: str) -> tuple[int, str]:
+        if boot == self.boot:
+            self.clock_released[CLOCK_CORRECTED] += 1
+            return round((mono + self.guard.offset_now()) * 1000), CLOCK_CORRECTED
+        # another boot: its monotonic clock is gone; the best we know is "before now"
+        return self._timing_estimate(mono, boot)
+
+    def _timing_estimate(self, mono: float, boot: str) -> tuple[int, str]:
+        self.clock_released[CLOCK_UNSYNCED] += 1
+        if boot == self.boot:
+            return self.guard.best_estimate_ms(mono), CLOCK_UNSYNCED
+        # another boot: its monotonic times are only comparable among themselves; they were taken
+        # before this boot, so they are placed just before it, with their spacing
+        if boot not in self._boot_last_mono:
+            self._boot_last_mono[boot] = self.spool.held_last_mono(boot) or mono
+        return int(self.guard.start_estimate_ms - 1000 - (self._boot_last_mono[boot] - mono) * 1000), CLOCK_UNSYNCED
+
+    def _say_clock(self) -> None:
+        g = self.guard
+        if g.state == self._clock_said:
+            return
+        self._clock_said = g.state
+        text = {"synced": "đồng hồ đáng tin / clock trusted",
+                "unsynced": "đồng hồ chưa đáng tin, bản ghi được giữ lại chờ giờ đúng / "
+                            "clock not trusted, readings held until it is",
+                "stepped": "đồng hồ vừa nhảy, bản ghi được giữ lại / clock stepped, readings held"}[g.state]
+        self.console.say(f"clock:{g.state}", f"{text} ({g.reason})",
+                         logging.INFO if g.state == "synced" else logging.WARNING)
+
+    def _release_held(self) -> None:
+        """Clock trusted: queue every held reading, re-timed from its monotonic time, oldest first."""
+        while self.spool.held_depth:
+            moved = self.spool.release(self._timing_trusted, self.boot)
+            if not moved:
+                break
+            self.console.say("clock:released", f"{moved} bản ghi đã được chỉnh giờ và gửi đi ({CLOCK_CORRECTED}) / "
+                                               f"{moved} held readings re-timed and queued ({CLOCK_CORRECTED})")
+
+    def _release_timed_out(self) -> None:
+        """Clock still not trusted: readings held longer than clock_hold_max_s (or beyond MAX_HELD)
+        go out with the best estimate, flagged clock_unsynced — never silently, never dropped."""
+        cutoff = self.guard.monotonic() - self.opts.clock_hold_max_s
+        moved = self.spool.release(self._timing_estimate, self.boot, mono_before=cutoff)
+        excess = self.spool.held_depth - MAX_HELD
+        if excess > 0:
+            moved += self.spool.release(self._timing_estimate, self.boot, limit=excess)
+        if moved:
+            self.console.say("clock:timeout", f"đồng hồ vẫn chưa đáng tin: {moved} bản ghi gửi với giờ ước tính "
+                                              f"({CLOCK_UNSYNCED}) / clock still not trusted: {moved} readings "
+                                              f"published with a best-estimate time ({CLOCK_UNSYNCED})")
+
+    async def _clock_loop(self) -> None:
+        while True:
+            try:
+                if self.spool.held_depth:
+                    trusted = self.guard.observe()
+                    self._say_clock()
+                    if trusted:
+                        self._release_held()
+                    else:
+                        self._release_timed_out()
+                    self.wake.set()
+            except sqlite3.Error as exc:
+                log.error("moving held readings failed (%s); retrying", exc)
+            await asyncio.sleep(0.5)
 
     # ------------------------------------------------------------------ publishing
     def _take_acks(self) -> None:
@@ -278,13 +390,20 @@ class Gateway:
     # ------------------------------------------------------------------ health
     _status_generation = -1
 
+    def now_ms(self) -> int:
+        """For status timestamps: the wall clock, never before the floor (so it is not rejected)."""
+        self.guard.observe()
+        return self.guard.wall_ms() if self.guard.trusted else self.guard.best_estimate_ms(self.guard.monotonic())
+
     def status(self) -> dict[str, Any]:
-        now_ms = int(time.time() * 1000)
+        now_ms = self.now_ms()
         oldest = self.spool.oldest_ts()
         link = self.link
         return {
             "online": True, "ts": now_ms, "gw": self.gw,
-            "uptime_s": round(time.time() - self.started, 1),
+            "uptime_s": round(self.guard.monotonic() - self.started, 1),
+            "clock": {**self.guard.status(), "held": self.spool.held_depth,
+                      "released": dict(self.clock_released)},
             "queue": {
                 "depth": self.spool.depth, "bytes": self.spool.bytes, "budget_bytes": self.spool.budget_bytes,
                 "oldest_ts": oldest, "oldest_age_s": round((now_ms - oldest) / 1000, 1) if oldest else 0,
@@ -292,6 +411,7 @@ class Gateway:
                 "drops": self.spool.total_drops, "drops_by_station": dict(self.spool.drops),
                 "write_errors": self.spool_errors, "last_write_error": self.last_spool_error,
                 "salvage": self.spool.salvage,
+                "storage": self.spool.storage, "storage_error": self.spool.storage_reason,
                 "pending_in_memory": len(self.pending), "memory_drops": self.memory_drops,
             },
             "published": self.published, "replayed": self.replayed,
@@ -305,7 +425,7 @@ class Gateway:
         }
 
     def _station_statuses(self) -> dict[str, dict[str, Any]]:
-        now_ms = int(time.time() * 1000)
+        now_ms = self.now_ms()
         out = {}
         for sid, st in self.stations.items():
             last = self.last_reading.get(sid)
@@ -316,7 +436,7 @@ class Gateway:
 
     def _publish_status(self, force_stations: bool = True) -> None:
         body = self.status()
-        health.write_status_file(self.opts.data_dir / "status.json", body)
+        self._write_status_file(body)
         if not self.link.connected.is_set():
             return
         self._status_generation = self.link.generation
@@ -326,6 +446,14 @@ class Gateway:
                 self.station_online[sid] = st_body["online"]
                 self.link.publish(contract.station_status_topic(self.site.commune, sid),
                                   contract.encode_json(st_body), retain=True)
+
+    def _write_status_file(self, body: dict[str, Any]) -> None:
+        if self.spool.storage != "disk":
+            return  # the disk refused the spool: don't fight it every 10 s (the status goes over MQTT)
+        try:
+            health.write_status_file(self.opts.data_dir / "status.json", body)
+        except OSError as exc:
+            log.debug("status file not written: %s", exc)
 
     async def _status_loop(self) -> None:
         while True:
@@ -338,6 +466,7 @@ class Gateway:
         self.link.start()
         tasks = [asyncio.create_task(s.run(self), name=s.name) for s in self.sources]
         tasks += [asyncio.create_task(self._publisher(), name="publisher"),
+                  asyncio.create_task(self._clock_loop(), name="clock"),
                   asyncio.create_task(self._status_loop(), name="status")]
         stopper = asyncio.create_task(stop.wait())
         try:
@@ -366,7 +495,7 @@ class Gateway:
             await asyncio.sleep(0.02)
             self._take_acks()
         self._take_acks()
-        now_ms = int(time.time() * 1000)
+        now_ms = self.now_ms()
         if self.link.connected.is_set():
             for sid in self.stations:
                 self.link.publish(contract.station_status_topic(self.site.commune, sid),
@@ -374,6 +503,6 @@ class Gateway:
                                                         "last_reading_ts": self.last_reading.get(sid),
                                                         "reason": "gateway_stopped"}), retain=True)
         final = self.status() | {"online": False, "reason": "stopped"}
-        health.write_status_file(self.opts.data_dir / "status.json", final)
+        self._write_status_file(final)
         await asyncio.to_thread(self.link.stop, (self.gw_topic, contract.encode_json(final)))
         self.spool.close()

@@ -19,6 +19,7 @@ import time
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge.console import Console, connect_failed, reason
 from villagewatch.config import MqttUrl
 
 log = logging.getLogger("edge.link")
@@ -28,7 +29,7 @@ class Link:
     def __init__(self, brokers: list[MqttUrl], client_id: str, will_topic: str, will_payload: bytes,
                  window: int = 500, ca_file: str | None = None, cert_file: str | None = None,
                  key_file: str | None = None, reconnect_max_s: int = 5, failover_after: int = 3,
-                 keepalive: int = 30):
+                 keepalive: int = 30, console: Console | None = None):
         if not brokers:
             raise ValueError("at least one broker URL is needed")
         if len({b.tls for b in brokers}) > 1:
@@ -45,9 +46,13 @@ class Link:
         self.connects = 0
         self.disconnects = 0
         self.failed_attempts = 0
+        self.failed_connects = 0  # connection attempts that failed (status, tests)
         self.state_since = time.time()
         self.last_error: str | None = None
         self.on_connected: list = []  # callables run in paho's thread right after CONNACK
+        self.console = console or Console()
+        self.reconnect_min_s, self.reconnect_max_s = 1, reconnect_max_s
+        self._failure: BaseException | None = None
 
         c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
                         clean_session=True, protocol=mqtt.MQTTv311)
@@ -68,6 +73,18 @@ class Link:
         c.on_connect_fail = self._on_connect_fail
         c.on_publish = self._on_publish
         self.client = c
+        # paho does not hand the reason of a failed connection to on_connect_fail: keep it here
+        real_reconnect = c.reconnect
+
+        def reconnect():
+            self._failure = None
+            try:
+                return real_reconnect()
+            except OSError as exc:
+                self._failure = exc
+                raise
+
+        c.reconnect = reconnect
 
     @property
     def broker(self) -> MqttUrl:
@@ -75,6 +92,8 @@ class Link:
 
     def start(self) -> None:
         b = self.broker
+        self.console.say(f"connecting:{b.redacted()}", f"đang kết nối {b.redacted()} / connecting to {b.redacted()}",
+                         logging.INFO)
         self.client.connect_async(b.host, b.port, self.keepalive)
         self.client.loop_start()
 
@@ -96,7 +115,10 @@ class Link:
     def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             self.last_error = f"broker refused: {reason_code}"
-            log.warning("broker %s refused the connection: %s", self.broker.redacted(), reason_code)
+            url = self.broker.redacted()
+            self.console.say(f"refused:{url}:{reason_code}",
+                             f"máy chủ {url} từ chối kết nối: {reason_code} (kiểm tra tên/mật khẩu) / "
+                             f"broker {url} refused the connection: {reason_code} (check user/password)")
             return
         self.failed_attempts = 0
         self.connects += 1
@@ -105,20 +127,32 @@ class Link:
         for fn in self.on_connected:
             fn()
         self.connected.set()
-        log.info("connected to %s", self.broker.redacted())
+        url = self.broker.redacted()
+        self.console.say(f"connected:{url}", f"đã kết nối {url} / connected to {url}", logging.INFO)
 
     def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self.connected.is_set():
             self.disconnects += 1
             self.state_since = time.time()
             self.last_error = f"disconnected: {reason_code}"
-            log.warning("link to %s lost (%s); readings stay in the spool", self.broker.redacted(), reason_code)
+            url = self.broker.redacted()
+            self.console.say(f"lost:{url}", f"mất kết nối {url} ({reason_code}); bản ghi vẫn được giữ trong bộ đệm / "
+                                            f"link to {url} lost ({reason_code}); readings stay in the spool")
         self.connected.clear()
         self._maybe_failover()
 
     def _on_connect_fail(self, client, userdata) -> None:
-        self.last_error = f"cannot reach {self.broker.redacted()}"
+        url = self.broker.redacted()
+        why = reason(self._failure) if self._failure is not None else "unknown reason"
+        self.last_error = f"cannot reach {url}: {why}"
+        self.failed_connects += 1
+        self.console.say(f"connect:{url}:{why}", connect_failed(url, why, self.next_retry_s()))
         self._maybe_failover()
+
+    def next_retry_s(self) -> float:
+        """paho's next wait (it doubles from min to max after each failure, reset on CONNACK)."""
+        d = self.client._reconnect_delay  # noqa: SLF001 - paho keeps it private
+        return self.reconnect_min_s if d is None else min(d * 2, self.reconnect_max_s)
 
     def _maybe_failover(self) -> None:
         self.failed_attempts += 1
@@ -134,7 +168,8 @@ class Link:
         c._host, c._port = b.host, b.port  # noqa: SLF001
         c._username = b.username.encode() if b.username else None  # noqa: SLF001
         c._password = b.password.encode() if b.password else None  # noqa: SLF001
-        log.warning("failing over to broker %s", b.redacted())
+        self.console.say(f"failover:{b.redacted()}", f"chuyển sang máy chủ dự phòng {b.redacted()} / "
+                                                     f"failing over to broker {b.redacted()}")
 
     def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         self.acks.append(mid)

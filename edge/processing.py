@@ -108,13 +108,15 @@ class StationProcessor:
         self.last: dict[str, float] = {}
         self.window: _Window | None = None
 
-    def process(self, ts_ms: int, metrics: dict[str, float]) -> list[tuple[int, dict[str, float], dict[str, list[str]]]]:
-        """Calibrated values with flags; with aggregation, the closed windows (usually none or one)."""
+    def process(self, ts_ms: int, metrics: dict[str, float], source_flags: dict[str, list[str]] | None = None,
+                ) -> list[tuple[int, dict[str, float], dict[str, list[str]]]]:
+        """Calibrated values with flags (the source's first, e.g. ``suspect``); with aggregation, the
+        closed windows (usually none or one)."""
         values: dict[str, float] = {}
         flags: dict[str, list[str]] = {}
         for name, raw in metrics.items():
             value = float(raw)
-            fl: list[str] = []
+            fl: list[str] = list((source_flags or {}).get(name, ()))
             cal = self.calibrations.get(name)
             if cal is not None:
                 value = cal.apply(value)

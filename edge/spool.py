@@ -27,9 +27,21 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
+
 from villagewatch import contract
 
 log = logging.getLogger("vw.edge.spool")
+
+
+class _Held(msgspec.Struct):
+    metrics: dict[str, float]
+    gw: str | None = None
+    flags: dict[str, list[str]] = {}
+
+
+_encoder = msgspec.json.Encoder()
+_held_decoder = msgspec.json.Decoder(_Held)
 SALVAGE_MAX_PROBES = 5_000_000
 SALVAGE_ABSENT_RUN = 100_000
 ROW_OVERHEAD_BYTES = 48  # id, ts, seq, station, b-tree cell: rough, keeps the budget honest
@@ -45,7 +57,17 @@ CREATE TABLE IF NOT EXISTS queue (
 );
 CREATE TABLE IF NOT EXISTS seqs (station TEXT PRIMARY KEY, next INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS drops (station TEXT PRIMARY KEY, count INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS held (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    commune TEXT NOT NULL,
+    station TEXT NOT NULL,
+    mono REAL NOT NULL,
+    boot TEXT NOT NULL,
+    body BLOB NOT NULL
+);
 """
+MEMORY_BUDGET_BYTES = 32 * 1024 * 1024  # the in-memory queue when the disk cannot be used (≈ 100k readings)
+
 
 
 def _pad_to_header_size(path: Path) -> None:
@@ -126,28 +148,61 @@ class Row:
 
 
 class Spool:
-    def __init__(self, path: str | Path, budget_bytes: int = 256 * 1024 * 1024, sync: str = "full"):
+    def __init__(self, path: str | Path, budget_bytes: int = 256 * 1024 * 1024, sync: str = "full",
+                 memory_budget_bytes: int = MEMORY_BUDGET_BYTES):
         if sync not in ("full", "normal"):
             raise ValueError(f"sync must be 'full' or 'normal', not {sync!r}")
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.budget_bytes = int(budget_bytes)
         # what start-up found: None, or {"damaged_file", "salvaged", "lost"} (gateway status, log)
         self.salvage: dict | None = None
+        # "disk", or "memory" when the disk cannot be written at start (read-only, full, no permission)
+        self.storage = "disk"
+        self.storage_reason: str | None = None
         try:
-            self._open(sync)
-        except sqlite3.DatabaseError as exc:
-            # An SD card torn by a power cut: never crash-loop on our own file. Set it aside, keep
-            # what can still be read, and start on a fresh spool (docs/edge.md, "Spool damage").
-            self._salvage(sync, exc)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                self._open(sync)
+            except sqlite3.OperationalError:
+                raise  # cannot open/write the file at all: not damage (below)
+            except sqlite3.DatabaseError as exc:
+                # An SD card torn by a power cut: never crash-loop on our own file. Set it aside, keep
+                # what can still be read, and start on a fresh spool (docs/edge.md, "Spool damage").
+                self._salvage(sync, exc)
+        except (OSError, sqlite3.OperationalError) as exc:
+            # Read-only file system, full disk, no permission: run on a bounded in-memory queue
+            # rather than not at all (docs/edge.md, "Memory mode"). Readings queued there are lost
+            # on a restart; the status says so.
+            self._open_in_memory(sync, exc, memory_budget_bytes)
         depth, size = self.db.execute(
             f"SELECT COUNT(*), COALESCE(SUM(length(payload) + length(topic) + {ROW_OVERHEAD_BYTES}), 0) FROM queue"
         ).fetchone()
         self.depth: int = depth
         self.bytes: int = size
+        self.held_depth: int = self.db.execute("SELECT COUNT(*) FROM held").fetchone()[0]
 
-    def _open(self, sync: str) -> None:
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+    def _open_in_memory(self, sync: str, exc: Exception, budget: int) -> None:
+        self.storage = "memory"
+        self.storage_reason = f"{type(exc).__name__}: {exc}"
+        self.budget_bytes = min(self.budget_bytes, int(budget))
+        seqs: dict[str, int] = {}
+        try:  # keep numbering where the file left off, so no seq is reused downstream
+            ro = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+            try:
+                seqs = dict(ro.execute("SELECT station, next FROM seqs"))
+            finally:
+                ro.close()
+        except sqlite3.Error:
+            pass
+        self._open(sync, ":memory:")
+        self.db.executemany("INSERT INTO seqs (station, next) VALUES (?, ?)", list(seqs.items()))
+        self.next_seq = seqs
+        log.error("spool %s cannot be used (%s): readings are kept in memory only (at most %d MB); "
+                  "they are lost if the gateway restarts before they are published",
+                  self.path, self.storage_reason, self.budget_bytes // 2**20)
+
+    def _open(self, sync: str, target: str | None = None) -> None:
+        self.db = sqlite3.connect(target or self.path, isolation_level=None, check_same_thread=False)
         try:
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute(f"PRAGMA synchronous={sync.upper()}")
@@ -188,6 +243,25 @@ class Spool:
         """Give each reading its station's next ``seq`` and make them durable in one transaction."""
         if not readings:
             return []
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self._insert(readings)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self._undo(readings)
+            raise
+        return list(readings)
+
+    def _undo(self, readings: Sequence[contract.Reading]) -> None:
+        if self.db.in_transaction:
+            self.db.execute("ROLLBACK")
+        # the numbers were not committed: hand them out again
+        for r in readings:
+            self.next_seq[r.station] = min(self.next_seq.get(r.station, r.seq), r.seq)
+        self._recount()
+
+    def _insert(self, readings: Sequence[contract.Reading]) -> None:
+        """Inside the caller's transaction: queue readings with their stations' next seq."""
         rows = []
         touched: dict[str, int] = {}
         added = 0
@@ -198,26 +272,66 @@ class Spool:
             topic = r.topic
             rows.append((r.station, r.ts_ms, r.seq, topic, payload))
             added += len(payload) + len(topic) + ROW_OVERHEAD_BYTES
+        self.db.executemany("INSERT INTO queue (station, ts, seq, topic, payload) VALUES (?, ?, ?, ?, ?)", rows)
+        self.db.executemany(
+            "INSERT INTO seqs (station, next) VALUES (?, ?) ON CONFLICT(station) DO UPDATE SET next = excluded.next",
+            list(touched.items()))
+        self.depth += len(rows)
+        self.bytes += added
+        if self.bytes > self.budget_bytes:
+            self._drop_oldest()
+
+    # ------------------------------------------------------------------ held (clock not trusted)
+    def hold(self, entries: Sequence[tuple[contract.Reading, float]], boot: str) -> None:
+        """Keep readings whose wall time is not trusted, with their monotonic time, unpublished and
+        without a seq (docs/edge.md, "Clock policy"); ``release`` queues them once re-timed."""
+        if not entries:
+            return
+        rows = [(r.commune, r.station, mono, boot,
+                 _encoder.encode({"metrics": r.metrics, "gw": r.gw, "flags": r.flags}))
+                for r, mono in entries]
+        self.db.execute("BEGIN IMMEDIATE")
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany("INSERT INTO queue (station, ts, seq, topic, payload) VALUES (?, ?, ?, ?, ?)", rows)
-            self.db.executemany(
-                "INSERT INTO seqs (station, next) VALUES (?, ?) ON CONFLICT(station) DO UPDATE SET next = excluded.next",
-                list(touched.items()))
-            self.depth += len(rows)
-            self.bytes += added
-            if self.bytes > self.budget_bytes:
-                self._drop_oldest()
+            self.db.executemany("INSERT INTO held (commune, station, mono, boot, body) VALUES (?, ?, ?, ?, ?)", rows)
             self.db.execute("COMMIT")
         except BaseException:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
-            # the numbers were not committed: hand them out again
-            for r in readings:
-                self.next_seq[r.station] = min(self.next_seq.get(r.station, r.seq), r.seq)
-            self._recount()
             raise
-        return list(readings)
+        self.held_depth += len(rows)
+
+    def held_last_mono(self, boot: str) -> float | None:
+        row = self.db.execute("SELECT MAX(mono) FROM held WHERE boot = ?", (boot,)).fetchone()
+        return row[0] if row else None
+
+    def release(self, timing, boot: str, limit: int = 5000, mono_before: float | None = None) -> int:
+        """Move held readings (oldest first) into the queue: ``timing(mono, boot) -> (ts_ms, flag)``
+        gives each its time and the flag that says how it was timed. One transaction per call."""
+        sql = "SELECT id, commune, station, mono, boot, body FROM held"
+        args: tuple = ()
+        if mono_before is not None:
+            # time-outs: this boot's readings held too long, and any of another boot
+            sql += " WHERE mono < ? OR boot != ?"
+            args = (mono_before, boot)
+        rows = self.db.execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+        if not rows:
+            return 0
+        readings = []
+        for _id, commune, station, mono, boot, body in rows:
+            d = _held_decoder.decode(body)
+            ts, flag = timing(mono, boot)
+            flags = {m: sorted({*d.flags.get(m, ()), flag}) for m in d.metrics}
+            readings.append(contract.Reading(commune, station, ts, 0, d.metrics, d.gw, flags))
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self._insert(readings)
+            self.db.execute(f"DELETE FROM held WHERE id IN ({','.join(str(r[0]) for r in rows)})")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self._undo(readings)
+            raise
+        self.held_depth -= len(rows)
+        return len(rows)
 
     def _drop_oldest(self) -> None:
         """Inside the caller's transaction: delete oldest rows until the queue fits the budget."""
@@ -274,6 +388,10 @@ class Spool:
 
     def max_id(self) -> int:
         return self.db.execute("SELECT COALESCE(MAX(id), 0) FROM queue").fetchone()[0]
+
+    def newest_ts(self) -> int | None:
+        row = self.db.execute("SELECT ts FROM queue ORDER BY id DESC LIMIT 1").fetchone()
+        return row[0] if row else None
 
     def oldest_ts(self) -> int | None:
         # by id, not MIN(ts): O(1) on the primary key, and rows are appended in time order

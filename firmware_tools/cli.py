@@ -200,8 +200,8 @@ def _when(ms: int | None) -> str:
 
 
 def _mqtt(args: argparse.Namespace, client_id: str):
-    from firmware_tools.mqtt_util import MqttConnectError, connect
     from villagewatch.config import load_settings
+    from villagewatch.mqtt_util import MqttConnectError, connect
     settings = load_settings()
     url = args.mqtt_url or settings.mqtt_url
     try:
@@ -476,7 +476,7 @@ def _ca_server(args: argparse.Namespace) -> int:
 
 
 def _ota_keygen(args: argparse.Namespace) -> int:
-    from firmware_tools import ota
+    from villagewatch import ota
     folder = _ws(args).ota_dir
     if (folder / "signing.key").exists():
         raise UserError(f"signing key already exists: {folder / 'signing.key'}",
@@ -562,9 +562,9 @@ def _ota_agent(args: argparse.Namespace) -> int:
     import signal
     import threading
 
-    from firmware_tools.mqtt_util import MqttConnectError
-    from firmware_tools.ota_agent import OtaAgent
+    from edge.ota_agent import OtaAgent
     from villagewatch.config import load_settings
+    from villagewatch.mqtt_util import MqttConnectError
     settings = load_settings()
     try:
         agent = OtaAgent(mqtt_url=args.mqtt_url or settings.mqtt_url, commune=args.commune, gateway=args.gateway,

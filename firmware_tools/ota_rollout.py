@@ -16,7 +16,6 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from firmware_tools import ota
 from firmware_tools.inventory import Device, Inventory
 from firmware_tools.mosquitto_auth import (
     OTA_STATUS_SUBSCRIPTIONS,
@@ -25,7 +24,7 @@ from firmware_tools.mosquitto_auth import (
     gateway_ota_command_topic,
     station_ota_command_topic,
 )
-from villagewatch import contract
+from villagewatch import contract, ota
 
 
 class RolloutError(ValueError):

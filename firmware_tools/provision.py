@@ -39,8 +39,8 @@ def station_device_id(commune: str, station: str) -> str:
     return f"{commune}.{station}"
 
 
-def gateway_device_id(commune: str, gateway: str) -> str:
-    return f"{commune}.{contract.GATEWAY_SEGMENT}.{gateway}"
+# the naming scheme is part of the wire contract (the edge's OTA agent needs it too)
+gateway_device_id = contract.gateway_device_id
 
 
 def service_device_id(name: str) -> str:

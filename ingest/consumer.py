@@ -8,9 +8,13 @@ control we need: with ``optimistic_acknowledgement=False`` it never acknowledges
 Its public manual-ack path runs one asyncio Task per message (our ``on_message`` coroutine, PUBACK
 when it returns); profiling showed that Task alone costs more than a tenth of the ingest's CPU. So
 QoS 1 messages are taken one level lower: we replace the handler's ``_handle_qos_1_publish_packet``
-(gmqtt 0.8, pinned in pyproject.toml) with a synchronous intake that remembers the packet id, and
-send the PUBACKs of a whole batch when the pipeline reports it durable. tests/test_ingest_*.py
-(SIGKILL, database outage, backpressure) guard this.
+(gmqtt pinned to exactly ``GMQTT_VERSION`` in pyproject.toml) with a synchronous intake that
+remembers the packet id, and send the PUBACKs of a whole batch when the pipeline reports it durable.
+If a gmqtt release renamed that method, the assignment would silently do nothing and gmqtt's own
+path would acknowledge before the write: so ``check_gmqtt_hooks`` runs before the client is built
+and the service refuses to start unless every private name we use is there with the expected
+parameters and gmqtt's publish handler still calls the one we replace (tests/test_ingest_pipeline.py).
+tests/test_ingest_*.py (SIGKILL, database outage, backpressure) guard the behaviour.
 paho-mqtt stays the client of the edge gateway and the tools (threads are fine there).
 
 Backpressure. The MQTT v5 Receive Maximum we announce (``ingest_inflight``) should bound the
@@ -27,19 +31,70 @@ message of the previous connection still names that same message: late acks are 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import ssl
 
 import gmqtt
+from gmqtt.mqtt.handler import MqttPackageHandler
 
 from ingest.metrics import IngestMetrics
 from ingest.pipeline import Pipeline
 from villagewatch import contract
 from villagewatch.config import Settings
+from villagewatch.errors import UserError
 
 log = logging.getLogger("villagewatch.ingest.mqtt")
 
 SESSION_NEVER_EXPIRES = 0xFFFFFFFF
+
+# The gmqtt release the private hooks below were written and tested against (pyproject.toml pins it).
+GMQTT_VERSION = "0.8.0"
+# Private methods of gmqtt's packet handler we replace or call, with the parameters we rely on.
+HOOKED_METHODS: dict[str, tuple[str, ...]] = {
+    "_handle_qos_1_publish_packet": ("self", "mid", "packet", "print_topic", "properties"),  # replaced
+    "_send_puback": ("self", "mid", "reason_code"),  # called with a batch's packet ids
+}
+# ... and the call that makes the replacement effective: gmqtt's publish handler must call it
+HOOK_CALLER = ("_handle_publish_packet", "self._handle_qos_1_publish_packet(")
+
+
+class GmqttIncompatible(UserError):
+    """The installed gmqtt is not the one the ingest's QoS 1 intake hooks into."""
+
+
+def check_gmqtt_hooks(handler_cls: type = MqttPackageHandler, version: str | None = None) -> None:
+    """Refuse to run on a gmqtt whose private intake differs from the one we replace.
+
+    Without this a renamed method would leave our replacement unused: gmqtt would acknowledge each
+    QoS 1 message on receipt, before it is durable, and a crash would lose it — with no error.
+    """
+    version = gmqtt.__version__ if version is None else version
+    hint = (f"install the pinned release: .venv/bin/pip install 'gmqtt=={GMQTT_VERSION}' "
+            "(pyproject.toml); a new gmqtt needs ingest/consumer.py reviewed first")
+    problems = []
+    if version != GMQTT_VERSION:
+        problems.append(f"gmqtt {version} is installed, the ingest is built for {GMQTT_VERSION}")
+    for name, params in HOOKED_METHODS.items():
+        method = getattr(handler_cls, name, None)
+        if not callable(method):
+            problems.append(f"gmqtt has no {handler_cls.__name__}.{name}")
+            continue
+        found = tuple(inspect.signature(method).parameters)
+        if found != params:
+            problems.append(f"{handler_cls.__name__}.{name}{found} does not take the parameters {params}")
+    caller_name, call = HOOK_CALLER
+    caller = getattr(handler_cls, caller_name, None)
+    try:
+        calls_it = callable(caller) and call in inspect.getsource(caller)
+    except (OSError, TypeError):  # no source shipped: cannot prove the call is still made
+        calls_it = False
+    if not calls_it:
+        problems.append(f"{handler_cls.__name__}.{caller_name} no longer calls {call.rstrip('(')}")
+    if problems:
+        raise GmqttIncompatible(
+            "the ingest cannot hold QoS 1 acknowledgements until messages are durable with this "
+            "gmqtt: " + "; ".join(problems), hint)
 
 
 def subscriptions(share_group: str | None) -> list[str]:
@@ -54,6 +109,7 @@ class MqttConsumer:
         self.pipeline = pipeline
         self.metrics = metrics
         self.url = settings.mqtt
+        check_gmqtt_hooks()  # before anything else: refuse to start rather than ack early
         self.client = gmqtt.Client(
             settings.ingest_client_id,
             clean_session=False,  # MQTT v5 clean start off: the broker keeps our queue while we are down

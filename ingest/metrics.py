@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from ingest.health import REASONS as HEALTH_REASONS
+
 WRITE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 BATCH_BUCKETS = (1, 10, 100, 500, 1000, 2500, 5000, 10000)
 
@@ -52,6 +54,12 @@ class IngestMetrics:
     deadletter_evicted: int = 0  # rejected messages evicted at the dead-letter byte budget
     deadletter_bytes: int = 0
     deadletter_rows: int = 0
+    # health (ingest/health.py), refreshed when /metrics or /healthz is read
+    oldest_unacked_age_s: float = 0.0
+    spool_oldest_age_s: float = 0.0
+    spool_bytes: int = 0
+    spool_max_bytes: int = 0
+    unhealthy: tuple[str, ...] = ()
     write_seconds: Histogram = field(default_factory=lambda: Histogram(WRITE_BUCKETS))
     batch_points: Histogram = field(default_factory=lambda: Histogram(BATCH_BUCKETS))
 
@@ -85,6 +93,16 @@ class IngestMetrics:
         gauge("vw_ingest_db_up", int(self.db_up), "1 when the last write to InfluxDB succeeded")
         gauge("vw_ingest_spool_batches", self.spool_batches, "batches waiting in the disk spool")
         gauge("vw_ingest_inflight_messages", self.inflight, "messages received but not yet acknowledged")
+        gauge("vw_ingest_oldest_unacked_age_seconds", round(self.oldest_unacked_age_s, 3),
+              "age of the oldest message received and not yet durable (0 = none)")
+        gauge("vw_ingest_spool_oldest_age_seconds", round(self.spool_oldest_age_s, 3),
+              "age of the oldest batch waiting in the disk spool, not yet in InfluxDB (0 = empty)")
+        gauge("vw_ingest_spool_bytes", self.spool_bytes, "bytes held by the disk spool")
+        gauge("vw_ingest_spool_max_bytes", self.spool_max_bytes, "byte budget of the disk spool")
+        gauge("vw_ingest_healthy", int(not self.unhealthy), "1 when /healthz answers 200")
+        lines += ["# HELP vw_ingest_unhealthy 1 for each reason /healthz answers 503 (ingest/health.py)",
+                  "# TYPE vw_ingest_unhealthy gauge"]
+        lines += [f'vw_ingest_unhealthy{{reason="{r}"}} {int(r in self.unhealthy)}' for r in HEALTH_REASONS]
         lines += self.write_seconds.render("vw_ingest_write_seconds", "InfluxDB write latency")
         lines += self.batch_points.render("vw_ingest_batch_points", "points per write batch")
         return "\n".join(lines) + "\n"

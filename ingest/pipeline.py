@@ -107,6 +107,8 @@ class Pipeline:
         self._wake = asyncio.Event()
         self._write_slots = asyncio.Semaphore(max_concurrent_writes)
         self._commits: set[asyncio.Task] = set()
+        # first-message time (monotonic) of each batch cut but not yet durable: /healthz "stalled"
+        self._committing_started: dict[int, float] = {}
         self._disk = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-disk")  # SQLite: one thread
         self._tasks: list[asyncio.Task] = []
         self.db_up = True
@@ -199,12 +201,17 @@ class Pipeline:
                     batch.sources.append((topic, payload))
                     m.status_points += 1
                 except (ValueError, TypeError) as exc:
-                    self._reject(batch, now_ms, topic, payload, contract.R_BAD_STATUS, str(exc))
+                    reason = getattr(exc, "reason", contract.R_BAD_STATUS)  # contract.StatusError
+                    self._reject(batch, now_ms, topic, payload, reason, str(exc))
             # other contract topics (alerts) are not ingest's to store: acknowledged as they are
 
     def _reject(self, batch: Batch, now_ms: int, topic: str, payload: bytes, reason: str, detail: str) -> None:
         """Record a reason against the message being taken: one dead-letter row per message."""
         self.metrics.rejected[reason] += 1
+        if not detail.isascii():
+            # SQLite refuses a str it cannot encode: a lone surrogate quoted in a detail would make
+            # the dead-letter commit fail, and be retried, forever
+            detail = detail.encode("utf-8", "backslashreplace").decode("utf-8")
         if len(batch.dead) > self._msg_dead_start:  # this message already has a row: add to it
             received_ms, topic, payload, reasons, details = batch.dead[-1]
             if reason not in reasons.split(","):
@@ -222,9 +229,17 @@ class Pipeline:
         """Commit the batch being filled now, whatever its size or age."""
         self._cut()
 
+    def oldest_unacked_age_s(self) -> float:
+        """Seconds since the oldest message not yet durable was received; 0 when there is none."""
+        starts = list(self._committing_started.values())
+        if self._batch.messages:
+            starts.append(self._batch.started)
+        return max(0.0, time.monotonic() - min(starts)) if starts else 0.0
+
     def _cut(self) -> None:
         batch, self._batch = self._batch, Batch()
         if batch.messages:
+            self._committing_started[id(batch)] = batch.started
             task = asyncio.get_running_loop().create_task(self._commit(batch))
             self._commits.add(task)
             task.add_done_callback(self._commits.discard)
@@ -260,6 +275,7 @@ class Pipeline:
                     log.exception("could not make a batch durable; retrying in %.1f s", delay)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 10.0)
+        self._committing_started.pop(id(batch), None)
         self.metrics.inflight -= batch.messages
         if batch.tokens:
             self.metrics.acked += len(batch.tokens)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from ingest import health
 from ingest.consumer import MqttConsumer
 from ingest.metrics import IngestMetrics
 from ingest.pipeline import Pipeline
@@ -41,7 +42,7 @@ class IngestService:
         self.sites = SiteIndex(sites)
         folder = state_dir(settings)
         self.dead_letters = DeadLetterStore(folder / "deadletter.sqlite", settings.deadletter_max_bytes)
-        self.spool = WriteSpool(folder / "spool.sqlite")
+        self.spool = WriteSpool(folder / "spool.sqlite", settings.ingest_spool_max_bytes)
         self.writer = make_writer(settings)
         self.pipeline = Pipeline(self.writer, self.dead_letters, self.spool, self.sites, self.metrics,
                                  settings.batch_max_points, settings.batch_max_age_s)
@@ -58,18 +59,42 @@ class IngestService:
         app.router.add_get("/metrics", self._metrics)
         return app
 
+    def _health(self) -> list[tuple[str, str]]:
+        """Evaluate health now and publish the figures to the metrics (for /healthz and /metrics)."""
+        m, spool = self.metrics, self.spool
+        m.oldest_unacked_age_s = self.pipeline.oldest_unacked_age_s()
+        oldest_ms = spool.oldest_created_ms
+        m.spool_oldest_age_s = max(0.0, time.time() - oldest_ms / 1000) if oldest_ms is not None else 0.0
+        m.spool_bytes, m.spool_max_bytes = spool.bytes, spool.max_bytes
+        found = health.reasons(health.HealthInputs(
+            connected=self.consumer.connected, subscribed=self.consumer.subscribed,
+            oldest_unacked_age_s=m.oldest_unacked_age_s, spool_oldest_age_s=m.spool_oldest_age_s,
+            spool_bytes=spool.bytes, spool_max_bytes=spool.max_bytes,
+            stalled_after_s=self.settings.ingest_stalled_after_s))
+        m.unhealthy = tuple(reason for reason, _ in found)
+        return found
+
     async def _healthz(self, request: web.Request) -> web.Response:
         db = await self.writer.ping()
-        body = {"broker": self.consumer.connected, "subscribed": self.consumer.subscribed, "database": db, "spool_batches": self.spool.batches,
-                "inflight": self.metrics.inflight, "received": self.metrics.received,
-                "written": self.metrics.written, "sessions_lost": self.metrics.sessions_lost, "uptime_s": round(time.time() - self.started, 1)}
-        ok = body["broker"] and body["subscribed"] and db
-        return web.json_response(body, status=200 if ok else 503, dumps=lambda o: json.dumps(o, ensure_ascii=False))
+        found = self._health()
+        m = self.metrics
+        body = {"healthy": not found, "reasons": [{"reason": r, "detail": d} for r, d in found],
+                "broker": self.consumer.connected, "subscribed": self.consumer.subscribed, "database": db,
+                "oldest_unacked_age_s": round(m.oldest_unacked_age_s, 1),
+                "spool_oldest_age_s": round(m.spool_oldest_age_s, 1),
+                "stalled_after_s": self.settings.ingest_stalled_after_s,
+                "spool_batches": self.spool.batches, "spool_bytes": self.spool.bytes,
+                "spool_max_bytes": self.spool.max_bytes,
+                "inflight": m.inflight, "received": m.received, "written": m.written,
+                "sessions_lost": m.sessions_lost, "uptime_s": round(time.time() - self.started, 1)}
+        return web.json_response(body, status=503 if found else 200,
+                                 dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
     async def _metrics(self, request: web.Request) -> web.Response:
         store = self.dead_letters  # plain attributes: safe to read while the disk thread writes
         self.metrics.deadletter_bytes, self.metrics.deadletter_rows = store.bytes, store.rows
         self.metrics.deadletter_evicted = store.evicted
+        self._health()
         return web.Response(text=self.metrics.render(), content_type="text/plain", charset="utf-8")
 
     async def _start_http(self) -> None:

@@ -195,6 +195,14 @@ class WriteSpool:
         self.db.execute("CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)")
         row = self.db.execute("SELECT count(*), coalesce(sum(length(body)),0), coalesce(sum(points),0) FROM batches").fetchone()
         self.batches, self.bytes, self.points = row
+        # when the oldest batch was spooled (ms), None when empty: /healthz's "stalled". A plain
+        # attribute, kept by the disk thread, read by the event loop
+        self.oldest_created_ms: int | None = None
+        self._refresh_oldest()
+
+    def _refresh_oldest(self) -> None:
+        row = self.db.execute("SELECT created_ms FROM batches ORDER BY id LIMIT 1").fetchone()
+        self.oldest_created_ms = row[0] if row else None
 
     @property
     def dropped_points(self) -> int:
@@ -217,6 +225,7 @@ class WriteSpool:
             self.db.execute("ROLLBACK")
             raise
         self.batches, self.bytes, self.points = self.batches + 1, self.bytes + len(body), self.points + points
+        self._refresh_oldest()
 
     def oldest(self) -> tuple[int, bytes, int] | None:
         row = self.db.execute("SELECT id, body, points FROM batches ORDER BY id LIMIT 1").fetchone()
@@ -228,6 +237,7 @@ class WriteSpool:
             return
         self.db.execute("DELETE FROM batches WHERE id=?", (batch_id,))
         self.batches, self.bytes, self.points = self.batches - 1, self.bytes - row[0], self.points - row[1]
+        self._refresh_oldest()
 
     def close(self) -> None:
         self.db.close()

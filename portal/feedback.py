@@ -10,6 +10,7 @@ import io
 import re
 import secrets
 import sqlite3
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -127,17 +128,40 @@ class RateLimiter:
         return allowed
 
 
+STATUSES = {"new": "Mới tiếp nhận", "in_progress": "Đang xử lý", "resolved": "Đã giải quyết"}
+STATUSES_EN = {"new": "new", "in_progress": "in progress", "resolved": "resolved"}
+MAX_REPLY_CHARS = 2000
+_COLUMNS = ("code", "commune", "category", "text", "has_photo", "lat", "lon", "phone", "status", "reply",
+            "created_ms", "assignee", "station", "alert_id", "updated_ms", "reply_ms", "reply_by")
+# columns added after the first version of the table; added in place on open (no data lost)
+_ADDED = {"assignee": "TEXT", "station": "TEXT", "alert_id": "INTEGER", "updated_ms": "INTEGER",
+          "reply_ms": "INTEGER", "reply_by": "TEXT"}
+MAX_EVENTS_PER_ITEM = 200  # the queue's history of one item; older events dropped at the bound
+
+
 class FeedbackStore:
     def __init__(self, path: str | Path):
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self.db.execute("PRAGMA journal_mode=WAL")
+        self._lock = threading.Lock()  # one connection shared by the event loop and worker threads
         self.db.execute("""CREATE TABLE IF NOT EXISTS feedback (
             code TEXT PRIMARY KEY, commune TEXT NOT NULL, category TEXT NOT NULL, text TEXT NOT NULL,
             photo BLOB, lat REAL, lon REAL, phone TEXT, status TEXT NOT NULL DEFAULT 'new',
             reply TEXT, created_ms INTEGER NOT NULL)""")
+        have = {row[1] for row in self.db.execute("PRAGMA table_info(feedback)")}
+        for name, sql_type in _ADDED.items():
+            if name not in have:
+                self.db.execute(f"ALTER TABLE feedback ADD COLUMN {name} {sql_type}")
+        self.db.execute("""CREATE TABLE IF NOT EXISTS feedback_events (
+            code TEXT NOT NULL, ts_ms INTEGER NOT NULL, who TEXT NOT NULL, what TEXT NOT NULL)""")
+        self.db.execute("CREATE INDEX IF NOT EXISTS feedback_events_code ON feedback_events(code, ts_ms)")
 
     def add(self, sub: Submission) -> str:
+        with self._lock:
+            return self._add(sub)
+
+    def _add(self, sub: Submission) -> str:
         for _ in range(10):
             code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(8))
             try:
@@ -151,14 +175,66 @@ class FeedbackStore:
                 continue
         raise RuntimeError("could not allocate a feedback code")
 
+    _SELECT = ("SELECT code, commune, category, text, photo IS NOT NULL, lat, lon, phone, status, reply, created_ms,"
+               " assignee, station, alert_id, updated_ms, reply_ms, reply_by FROM feedback")
+
     def get(self, code: str) -> dict | None:
-        cur = self.db.execute("SELECT code, commune, category, text, photo IS NOT NULL, status, reply, created_ms"
-                              " FROM feedback WHERE code = ?", (code.strip().upper(),))
-        row = cur.fetchone()
-        if not row:
-            return None
-        keys = ("code", "commune", "category", "text", "has_photo", "status", "reply", "created_ms")
-        return dict(zip(keys, row, strict=True))
+        row = self.db.execute(f"{self._SELECT} WHERE code = ?", (code.strip().upper(),)).fetchone()
+        return dict(zip(_COLUMNS, row, strict=True)) if row else None
+
+    def queue(self, communes: list[str] | None, status: str | None = None, limit: int = 500) -> list[dict]:
+        """Newest first, restricted to ``communes`` (None = all)."""
+        where, args = [], []
+        if communes is not None:
+            where.append(f"commune IN ({','.join('?' * len(communes))})")
+            args.extend(communes)
+        if status:
+            where.append("status = ?")
+            args.append(status)
+        sql = self._SELECT + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY created_ms DESC LIMIT ?"
+        return [dict(zip(_COLUMNS, row, strict=True)) for row in self.db.execute(sql, (*args, limit))]
+
+    def update(self, code: str, who: str, changes: dict, now_ms: int | None = None) -> dict:
+        """Apply validated ``changes`` (status, assignee, reply, station, alert_id) and log each."""
+        now = int(time.time() * 1000) if now_ms is None else now_ms
+        item = self.get(code)
+        if item is None:
+            raise KeyError(code)
+        sets, args, events = [], [], []
+        for key in ("status", "assignee", "station", "alert_id", "reply"):
+            if key in changes and changes[key] != item[key]:
+                sets.append(f"{key} = ?")
+                args.append(changes[key])
+                events.append(f"{key}: {changes[key] if changes[key] is not None else '—'}")
+        if "reply" in changes and changes["reply"] != item["reply"]:
+            sets += ["reply_ms = ?", "reply_by = ?"]
+            args += [now, who]
+        if not sets:
+            return item
+        with self._lock:
+            self._write_update(item["code"], who, sets, args, events, now)
+        return self.get(item["code"]) or item
+
+    def _write_update(self, code: str, who: str, sets: list[str], args: list, events: list[str], now: int) -> None:
+        item = {"code": code}
+        self.db.execute("BEGIN")
+        try:
+            self.db.execute(f"UPDATE feedback SET {', '.join(sets)}, updated_ms = ? WHERE code = ?",
+                            (*args, now, item["code"]))
+            for what in events:
+                self.db.execute("INSERT INTO feedback_events VALUES (?,?,?,?)", (item["code"], now, who, what))
+            self.db.execute("DELETE FROM feedback_events WHERE code = ? AND rowid NOT IN (SELECT rowid FROM "
+                            "feedback_events WHERE code = ? ORDER BY ts_ms DESC LIMIT ?)",
+                            (item["code"], item["code"], MAX_EVENTS_PER_ITEM))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def events(self, code: str) -> list[dict]:
+        rows = self.db.execute("SELECT ts_ms, who, what FROM feedback_events WHERE code = ? ORDER BY ts_ms, rowid",
+                               (code,)).fetchall()
+        return [{"ts_ms": r[0], "who": r[1], "what": r[2]} for r in rows]
 
     def photo(self, code: str) -> bytes | None:
         row = self.db.execute("SELECT photo FROM feedback WHERE code = ?", (code,)).fetchone()

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real Mosquitto + InfluxDB per test, started by villagewatch.stack."""
+"""Shared fixtures: a real Mosquitto + InfluxDB per test, started by app.stack."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from villagewatch.stack import LocalStack, StackError, wait_until
+from app.stack import LocalStack, StackError, wait_until
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("VW_TEST_ARTIFACTS", REPO / "test-artifacts"))
@@ -45,7 +45,7 @@ class IngestProcess:
     """`villagewatch ingest` as a real child process (so tests can SIGKILL it)."""
 
     def __init__(self, stack: LocalStack, data_dir: Path, extra_env: dict | None = None, args: list[str] | None = None):
-        from villagewatch.stack import free_port
+        from app.stack import free_port
         self.stack, self.data_dir = stack, data_dir
         self.http_port = free_port()
         self.env = {**os.environ, **stack.env(), "VW_HTTP_PORT": str(self.http_port),
@@ -57,7 +57,7 @@ class IngestProcess:
         import subprocess
         import sys
         log = open(self.data_dir / "ingest.log", "ab")  # noqa: SIM115 - the child keeps it open
-        self.proc = subprocess.Popen([sys.executable, "-m", "villagewatch.cli", "ingest", "--data-dir",
+        self.proc = subprocess.Popen([sys.executable, "-m", "app.cli", "ingest", "--data-dir",
                                       str(self.data_dir), *self.args], env=self.env, stdout=log, stderr=log)
         if wait:
             eventually(self.healthy_or_dead, 30, "ingest to report healthy")

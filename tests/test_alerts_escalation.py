@@ -27,11 +27,11 @@ from aiohttp import web
 
 from alerts.service import AlertService
 from alerts.settings import AlertsConfig, hash_password
+from app.stack import free_port
 from rules.rulepack import load_rule_packs
 from villagewatch import contract
 from villagewatch.config import load_settings
 from villagewatch.sites import load_site
-from villagewatch.stack import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 POND_A, POND_B = "ao-ca-tra-a3", "ao-ca-tra-a1"

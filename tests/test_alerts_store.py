@@ -66,7 +66,7 @@ def test_reminder_queued_before_an_acknowledgement_is_not_sent(tmp_path):
     from aiohttp import web
 
     from alerts.notify import Dispatcher
-    from villagewatch.stack import free_port
+    from app.stack import free_port
 
     async def scenario() -> tuple[list[str], list[dict]]:
         seen: list[str] = []

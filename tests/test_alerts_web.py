@@ -13,11 +13,12 @@ from playwright.sync_api import sync_playwright
 from alerts.settings import AlertsConfig, hash_password
 from alerts.store import AlertStore
 from alerts.web import create_app
+from app.stack import free_port
 from rules.engine import Engine
 from rules.rulepack import load_rule_packs
 from villagewatch.contract import Reading
+from villagewatch.signin import COOKIE, AuthStore
 from villagewatch.sites import load_site
-from villagewatch.stack import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
@@ -63,7 +64,8 @@ def test_inspector_login_ack_history(tmp_path, artifacts_dir):
         "khac": {"username": "khac", "name": "Xã khác", "password_hash": hash_password("mat-khau-2"),
                  "communes": ["xa-khac"], "role": "operator"}})
     port = free_port()
-    stop = serve(create_app(store, config, {site.commune: site}, on_change=published.append), port)
+    stop = serve(create_app(store, config, {site.commune: site}, on_change=published.append,
+                            auth=AuthStore(tmp_path / "auth.sqlite")), port)
     base = f"http://127.0.0.1:{port}"
     try:
         with sync_playwright() as p:
@@ -99,7 +101,8 @@ def test_inspector_login_ack_history(tmp_path, artifacts_dir):
             page.goto(f"{base}/history?station=ao-ca-tra-a3")
             page.screenshot(path=str(artifacts_dir / "alerts-inspector-history.png"), full_page=True)
             # an operator of another commune sees nothing of this commune
-            page.goto(base + "/logout")
+            page.click("#logout")
+            page.wait_for_url(f"{base}/login")
             page.fill("input[name=username]", "khac")
             page.fill("input[name=password]", "mat-khau-2")
             page.click("button[type=submit]")
@@ -113,3 +116,47 @@ def test_inspector_login_ack_history(tmp_path, artifacts_dir):
     assert a["state"] == "acknowledged" and a["acked_by"] == "Nguyễn Văn Thành" and a["ack_note"] == "Đã bật máy sục khí ao A3"
     assert [x["state"] for x in published] == ["acknowledged"]
     assert (artifacts_dir / "alerts-inspector-history.png").stat().st_size > 10_000
+
+
+def test_inspector_page_shares_the_portal_sign_in(tmp_path):
+    """A session made on the portal opens an `/alert/<id>` link of the inspector page (same store);
+    logging out on the portal ends it there too, and the inspector's own login form is the shared one."""
+    from test_portal_signin import PASSWORD, Client, _cookie, make_portal
+
+    from villagewatch.sites import load_sites
+    site_map = load_sites(REPO / "sites")
+    site = site_map["tan-thuan-dong"]
+    store = AlertStore(tmp_path / "alerts.sqlite")
+    engine = Engine(load_rule_packs(), {site.commune: site}, start_ms=T0)
+    for i, do in enumerate([5.0, 1.8, 1.8, 1.8]):
+        for tr in engine.feed(Reading(site.commune, "ao-ca-tra-a3", T0 + i * 60_000, i, {"do": do}, "gw-ao-nuoi")):
+            store.apply(tr)
+    alert = store.active()[0]
+    base, portal, stop_portal = make_portal(tmp_path, site_map)
+    config = AlertsConfig(secret=b"s" * 32, users={
+        "thanh": {"username": "thanh", "name": "Thanh", "password_hash": hash_password(PASSWORD),
+                  "communes": [site.commune], "role": "inspector"}})
+    port = free_port()
+    stop_alerts = serve(create_app(store, config, site_map, auth=AuthStore(tmp_path / "auth.sqlite")), port)
+    alerts_base = f"http://127.0.0.1:{port}"
+    try:
+        assert portal.signin.store.account("thanh").role == "inspector"  # seeded from the alerts YAML
+        c = Client(base)
+        assert c.login("thanh", PASSWORD)[0] == 303
+        inspector = Client(alerts_base)
+        inspector.jar.set_cookie(_cookie(COOKIE, c.cookie(COOKIE).value))
+        status, _, page = inspector.request(f"/alert/{alert['id']}")
+        assert status == 200 and f"Cảnh báo #{alert['id']}" in page
+        assert c.request("/dang-xuat", {"csrf": c.token("/doi-mat-khau")})[0] == 303
+        status, headers, _ = inspector.request(f"/alert/{alert['id']}")
+        assert status == 302 and headers["Location"].startswith("/login?next=")
+        # the inspector's login form: CSRF, shared sessions, local redirects only
+        fresh = Client(alerts_base)
+        status, headers, _ = fresh.login("thanh", PASSWORD, nxt="/\\evil.example", login_path="/login")
+        assert status == 303 and headers["Location"] == "/" and fresh.cookie(COOKIE) is not None
+        assert fresh.request("/login", {"username": "thanh", "password": PASSWORD})[0] == 403
+        status, headers, _ = Client(alerts_base).login("thanh", PASSWORD, nxt=f"/alert/{alert['id']}", login_path="/login")
+        assert status == 303 and headers["Location"] == f"/alert/{alert['id']}"
+    finally:
+        stop_alerts()
+        stop_portal()

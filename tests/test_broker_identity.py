@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, IngestProcess, eventually
 
+from app.testing.secure_broker import MqttSession, SecureBroker, try_connect
 from firmware_tools import provision as prov
-from firmware_tools.testing.secure_broker import MqttSession, SecureBroker, try_connect
 from firmware_tools.workspace import Workspace
 from villagewatch import contract
 from villagewatch.sites import load_site

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import eventually
 
+from app.testing.secure_broker import MqttSession, SecureBroker, tls_context, try_connect
 from firmware_tools import provision as prov
 from firmware_tools.ca import self_signed_client
 from firmware_tools.mosquitto_auth import (
@@ -22,7 +23,6 @@ from firmware_tools.mosquitto_auth import (
     check_password,
     hash_password,
 )
-from firmware_tools.testing.secure_broker import MqttSession, SecureBroker, tls_context, try_connect
 from firmware_tools.workspace import Workspace
 from villagewatch import contract
 from villagewatch.sites import load_site

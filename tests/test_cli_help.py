@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from villagewatch.cli import build_parser
+from app.cli import build_parser
 
 BROKEN_ENV = {"VW_HTTP_PORT": "abc", "VW_PORTAL_PORT": "x1", "VW_DEMO_DURATION": "soon",
               "VW_MQTT_URL": "not a url", "VW_INFLUX_URL": "::", "VW_DEADLETTER_MAX_BYTES": "lots"}
@@ -35,7 +35,7 @@ def test_there_are_many_commands():
 def test_help_works_under_broken_environment(path, monkeypatch, capsys):
     for key, value in BROKEN_ENV.items():
         monkeypatch.setenv(key, value)
-    from villagewatch.cli import main
+    from app.cli import main
     with pytest.raises(SystemExit) as exit_:
         main([*path, "--help"])
     assert exit_.value.code == 0
@@ -46,7 +46,7 @@ def test_help_works_under_broken_environment(path, monkeypatch, capsys):
 
 def test_a_broken_variable_is_a_message_when_used():
     env = {"PATH": "/usr/bin:/bin", **BROKEN_ENV}
-    out = subprocess.run([sys.executable, "-m", "villagewatch.cli", "demo"], capture_output=True, text=True,
+    out = subprocess.run([sys.executable, "-m", "app.cli", "demo"], capture_output=True, text=True,
                          env=env, timeout=60)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr

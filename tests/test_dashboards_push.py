@@ -15,12 +15,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from app.cli import UserError
 from dashboards import provisioning
 from dashboards.context import folder_uid
 from dashboards.generator import build_all
 from dashboards.grafana import DATASOURCE_UID
 from dashboards.push import GrafanaClient, push_all
-from villagewatch.cli import UserError
 from villagewatch.sites import load_sites
 
 TOKEN = "glsa_test_token"
@@ -242,7 +242,7 @@ def test_cli_push_reports_changes(grafana, capsys):
 
 
 def test_cli_push_unreachable_grafana():
-    from villagewatch.stack import free_port
+    from app.stack import free_port
     with pytest.raises(UserError) as err:
         run_cli(["dashboards", "push", "--url", f"http://127.0.0.1:{free_port()}", "--token", TOKEN])
     assert "cannot reach Grafana" in str(err.value) and "--url" in err.value.hint

@@ -49,7 +49,7 @@ def test_ci_runs_exactly_the_readme_test_command():
 
 
 def vw(*args: str, **kw) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "villagewatch.cli", *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "app.cli", *args], capture_output=True, text=True,
                           cwd=REPO, timeout=120, **kw)
 
 
@@ -72,7 +72,7 @@ def test_stack_up_status_down_by_pid(tmp_path):
 
 
 def test_missing_binary_says_how_to_install(monkeypatch):
-    import villagewatch.stack as s
+    import app.stack as s
     monkeypatch.setattr(s.shutil, "which", lambda name: None)
     monkeypatch.setattr(s.os, "access", lambda path, mode: False)
     with pytest.raises(s.StackError, match="apt-get install -y mosquitto"):
@@ -94,3 +94,14 @@ def test_bad_site_file_is_a_user_error_not_a_traceback(tmp_path):
     out = vw("edge", "--site", str(bad), "--gateway", "g", "--check")
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and "x.yaml" in out.stderr
+
+
+def test_dockerfile_copies_every_package_the_console_command_needs():
+    """The image installs the project from the copied folders: a package left out (a new floor or
+    part) makes `villagewatch` fail to import inside the container."""
+    import re
+    import tomllib
+    pyproject = tomllib.loads((REPO / "pyproject.toml").read_text())
+    packages = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    copied = set(re.findall(r"^COPY (\w+) \./\1$", (REPO / "Dockerfile").read_text(), re.M))
+    assert packages <= copied, f"Dockerfile does not COPY {sorted(packages - copied)}"

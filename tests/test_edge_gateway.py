@@ -1,6 +1,6 @@
 """Edge gateway against a real Mosquitto: outage, SIGKILL, disk budget, status with LWT.
 
-The gateway runs as a subprocess (`python -m villagewatch.cli edge ...`), exactly as deployed.
+The gateway runs as a subprocess (`python -m app.cli edge ...`), exactly as deployed.
 Durations are shortened for the test suite (the issue's 60-s outage runs in bench/edge.py
 `--outage 60`): OUTAGE_S below is the only difference, the code path is the same.
 """
@@ -87,7 +87,7 @@ def start_gateway(site: Path, data_dir: Path, mqtt_url: str, *extra: str) -> sub
     env = dict(os.environ, VW_MQTT_URL=mqtt_url, PYTHONPATH=str(REPO))
     log = open(data_dir.parent / f"{data_dir.name}.log", "ab")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
-        [sys.executable, "-m", "villagewatch.cli", "edge", "--site", str(site), "--gateway", "gw-test",
+        [sys.executable, "-m", "app.cli", "edge", "--site", str(site), "--gateway", "gw-test",
          "--data-dir", str(data_dir), "--status-interval", "1", *extra],
         env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
 

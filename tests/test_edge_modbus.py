@@ -31,13 +31,17 @@ class CollectingSink:
     def __init__(self):
         self.readings: dict[str, list[dict]] = {}
         self.errors: list[tuple[str, str]] = []
+        self.details: list[str] = []
+        self.flags: dict[str, list[dict]] = {}
 
-    def reading(self, station_id, ts_ms, metrics):
+    def reading(self, station_id, ts_ms, metrics, flags=None):
         self.readings.setdefault(station_id, []).append(metrics)
+        self.flags.setdefault(station_id, []).append(flags or {})
 
     def error(self, source, station_id, kind, detail):
         source.errors[kind] += 1
         self.errors.append((station_id, kind))
+        self.details.append(detail)
 
 
 def station(sid: str) -> Station:

@@ -16,10 +16,10 @@ from pathlib import Path
 from conftest import REPO, eventually
 from test_firmware_ota import http_dir  # noqa: F401 - fixture
 
-from firmware_tools import ota
+from app import cli
 from firmware_tools import provision as prov
 from firmware_tools.workspace import Workspace
-from villagewatch import cli
+from villagewatch import ota
 from villagewatch.sites import load_site
 
 COMMUNE, GATEWAY = "tan-thuan-dong", "gw-ao-nuoi"
@@ -37,7 +37,7 @@ def test_edge_gateway_applies_a_signed_update_and_reports_it(stack, tmp_path: Pa
     data_dir = tmp_path / "edge"
     env = {**os.environ, **stack.env()}
     log = open(tmp_path / "edge.log", "wb")  # noqa: SIM115
-    edge = subprocess.Popen([sys.executable, "-m", "villagewatch.cli", "edge", "--site", str(site.path), "--gateway",
+    edge = subprocess.Popen([sys.executable, "-m", "app.cli", "edge", "--site", str(site.path), "--gateway",
                              GATEWAY, "--data-dir", str(data_dir), "--ota-public-key", str(ws.ota_dir / "signing.pub")],
                             env=env, stdout=log, stderr=log)
     try:

@@ -48,7 +48,7 @@ class CollectingSink:
         self.readings: list[tuple[str, int, dict]] = []
         self.errors: list[tuple[str | None, str]] = []
 
-    def reading(self, station_id, ts_ms, metrics):
+    def reading(self, station_id, ts_ms, metrics, flags=None):
         self.readings.append((station_id, ts_ms, metrics))
 
     def error(self, source, station_id, kind, detail):
@@ -205,10 +205,12 @@ def test_every_sample_config_validates_against_its_source_schema():
             PROCESSING_SCHEMA({k: v for k, v in src.items() if k in PROCESSING_KEYS}, Ctx(str(sample)))
 
 
-def test_pilot_site_gateways_pass_the_check(tmp_path):
+def test_pilot_site_gateways_pass_the_check(stack, tmp_path, monkeypatch):
     from pathlib import Path
 
-    from villagewatch.cli import main
+    from app.cli import main
+
+    monkeypatch.setenv("VW_MQTT_URL", stack.mqtt_url)  # --check also connects to the broker
 
     site = str(Path(__file__).resolve().parent.parent / "sites" / "tan-thuan-dong.yaml")
     for gw in ("gw-trung-tam", "gw-ao-nuoi", "gw-dong-ruong"):

@@ -12,12 +12,12 @@ from pathlib import Path
 
 from conftest import REPO, eventually
 
+from app.stack import free_port
+from app.testing.secure_broker import MqttSession, SecureBroker
 from firmware_tools import provision as prov
-from firmware_tools.testing.secure_broker import MqttSession, SecureBroker
 from firmware_tools.workspace import Workspace
 from villagewatch import contract
 from villagewatch.sites import load_site
-from villagewatch.stack import free_port
 
 COMMUNE, GATEWAY = "tan-thuan-dong", "gw-ao-nuoi"
 
@@ -39,7 +39,7 @@ def test_gateway_fails_over_to_a_tls_broker_with_client_certificate(tmp_path: Pa
         with MqttSession(broker.plain_port, ops.device.id, ops.password) as console:
             console.subscribe(f"vw/v1/{COMMUNE}/#")
             edge = subprocess.Popen(
-                [sys.executable, "-m", "villagewatch.cli", "edge", "--site", str(site.path), "--gateway", GATEWAY,
+                [sys.executable, "-m", "app.cli", "edge", "--site", str(site.path), "--gateway", GATEWAY,
                  "--data-dir", str(tmp_path / "edge"), "--speed", "60", "--failover", tls,
                  "--ca-file", str(ws.ca.cert_path), "--cert-file", str(gw.cert_path),
                  "--key-file", str(gw.cert_path.with_suffix(".key"))], env=env, stdout=log, stderr=log)
@@ -64,7 +64,7 @@ def test_gateway_fails_over_to_a_tls_broker_with_client_certificate(tmp_path: Pa
 
 def test_mixed_tls_and_plain_failover_list_is_a_user_error(tmp_path: Path):
     env = {**os.environ, "VW_MQTT_URL": "mqtt://127.0.0.1:1883"}
-    out = subprocess.run([sys.executable, "-m", "villagewatch.cli", "edge", "--site", str(REPO / "sites" / f"{COMMUNE}.yaml"),
+    out = subprocess.run([sys.executable, "-m", "app.cli", "edge", "--site", str(REPO / "sites" / f"{COMMUNE}.yaml"),
                           "--gateway", GATEWAY, "--data-dir", str(tmp_path), "--failover", "mqtts://127.0.0.1:8883"],
                          env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "mqtts://" in out.stderr and "Traceback" not in out.stderr

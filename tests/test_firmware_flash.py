@@ -2,7 +2,7 @@
 configuration written into its NVS partition → it connects to the real, production-configured
 Mosquitto with those credentials → `villagewatch device monitor` sees it online.
 
-The ESP32 itself is a STAND-IN: firmware_tools.testing.rom_loader.SimulatedEsp32RomLoader speaks the
+The ESP32 itself is a STAND-IN: app.testing.rom_loader.SimulatedEsp32RomLoader speaks the
 ROM bootloader's serial protocol on a pty, because no ESP32 exists on this machine. esptool, the
 NVS generator, the partition table, Mosquitto and the TLS handshake are all real. On a pty there
 are no DTR/RTS lines, so these tests connect with --connect-mode no-reset and reset with soft-reset.
@@ -18,17 +18,18 @@ from pathlib import Path
 
 import pytest
 
-from firmware_tools import device_ops, ota
+from app import cli
+from app.testing.images import make_app_image
+from app.testing.rom_loader import FLASH_END, SPI_FLASH_MD5, SimulatedEsp32RomLoader
+from app.testing.secure_broker import SecureBroker
+from firmware_tools import device_ops
 from firmware_tools import partitions as pt
 from firmware_tools import provision as prov
 from firmware_tools.flashing import FlashError, plan_manifest
-from firmware_tools.mqtt_util import connect
 from firmware_tools.nvs import read_config
-from firmware_tools.testing.images import make_app_image
-from firmware_tools.testing.rom_loader import FLASH_END, SPI_FLASH_MD5, SimulatedEsp32RomLoader
-from firmware_tools.testing.secure_broker import SecureBroker
 from firmware_tools.workspace import Workspace
-from villagewatch import cli, contract
+from villagewatch import contract, ota
+from villagewatch.mqtt_util import connect
 from villagewatch.sites import load_site
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from app import cli
 from firmware_tools.mosquitto_auth import check_password
-from villagewatch import cli
 
 
 @pytest.fixture

@@ -16,14 +16,14 @@ from pathlib import Path
 import pytest
 from conftest import eventually
 
-from firmware_tools import ota
+from app import cli
+from app.testing.secure_broker import MqttSession, SecureBroker
+from edge.ota_agent import OtaAgent
 from firmware_tools import provision as prov
 from firmware_tools.inventory import Device
-from firmware_tools.ota_agent import OtaAgent
 from firmware_tools.ota_rollout import select_targets
-from firmware_tools.testing.secure_broker import MqttSession, SecureBroker
 from firmware_tools.workspace import Workspace
-from villagewatch import cli
+from villagewatch import ota
 from villagewatch.sites import load_site
 
 COMMUNE, GATEWAY = "tan-thuan-dong", "gw-ao-nuoi"

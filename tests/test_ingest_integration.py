@@ -220,7 +220,7 @@ def test_rejected_command_lists_dead_letters(stack, ingest_factory):
     eventually(lambda: store_path.exists() and DeadLetterStore(store_path).count() == 2, 30, "two dead letters")
 
     def run(*args: str) -> str:
-        out = subprocess.run([sys.executable, "-m", "villagewatch.cli", "ingest", "rejected", "--data-dir",
+        out = subprocess.run([sys.executable, "-m", "app.cli", "ingest", "rejected", "--data-dir",
                               str(ingest.data_dir), *args], capture_output=True, text=True, timeout=60)
         assert out.returncode == 0, out.stderr
         return out.stdout

@@ -15,7 +15,7 @@ from aiohttp import web
 from conftest import eventually
 from test_ingest_integration import count_points
 
-from villagewatch.loadgen import Fleet, run_load
+from simulator.loadgen import Fleet, run_load
 from villagewatch.publish import Publisher
 
 

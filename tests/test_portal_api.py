@@ -22,8 +22,8 @@ import pytest
 from conftest import eventually
 from PIL import Image
 
+from app.stack import free_port, port_open
 from villagewatch import contract
-from villagewatch.stack import free_port, port_open
 
 REPO = Path(__file__).resolve().parent.parent
 COMMUNE = "tan-thuan-dong"
@@ -45,7 +45,7 @@ def portal(stack, tmp_path):
     env = {**os.environ, **stack.env(), "VW_PORTAL_PORT": str(port), "VW_DATA_DIR": str(tmp_path / "var"),
            "VW_PORTAL_TILE_URL": "",  # no tiles: tests never reach the internet (the map works without)
            "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen([sys.executable, "-m", "villagewatch.cli", "portal"], env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "app.cli", "portal"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         eventually(lambda: port_open(port) or proc.poll() is not None, 30, "portal listening")
@@ -97,8 +97,10 @@ def test_portal_stations_public_only_with_latest_and_series_downsampled(stack, p
     st = next(s for s in stations if s["station"] == PUBLIC)
     assert set(st) >= {"commune", "station", "name_vi", "name_en", "kind", "lat", "lon", "state", "last_ts", "latest"}
     assert st["latest"]["chlorine"] == {"value": pytest.approx(0.3 + 2999 / 10000), "unit": "mg/L",
-                                        "ts": now - 1000}
+                                        "ts": now - 1000, "text": "0,6 mg/L"}  # textfmt: decimal comma
+    # chlorine 0.3–0.6 today sits inside QCVN 01-1's 0.2–1.0 mg/L band, clear of its edges
     assert st["last_ts"] == now - 1000 and st["state"] == "ok"
+    assert st["summary_vi"] == "Nước máy: đạt quy chuẩn hôm nay"
     series = _get(f"{portal}/api/v1/stations/{COMMUNE}/{PUBLIC}/series?metric=chlorine"
                   f"&from={now - 4000 * 1000}&to={now}")
     assert 0 < len(series) <= 2000
@@ -132,7 +134,9 @@ def test_portal_stream_forwards_public_readings_not_private(stack, portal):
             elif line.startswith("data: "):
                 data = json.loads(line[6:])
         assert event == "reading"
-        assert data == {"commune": COMMUNE, "station": PUBLIC, "ts": now, "metrics": {"chlorine": 0.42}}
+        assert data == {"commune": COMMUNE, "station": PUBLIC, "ts": now, "metrics": {"chlorine": 0.42},
+                        "texts": {"chlorine": "0,42 mg/L"}, "state": "ok",
+                        "summary_vi": "Nước máy: đạt quy chuẩn hôm nay"}
     finally:
         c.loop_stop()
         c.disconnect()

@@ -64,8 +64,10 @@ def _assert_map_markers(page, public: list[str]) -> None:
     assert page.locator("path.vw-marker").count() == len(public)
     for station in public:
         marker = page.locator(f"path.vw-{COMMUNE}--{station}")
-        assert marker.count() == 1 and marker.get_attribute("data-state") in {"ok", "offline", "no_data"}
+        assert marker.count() == 1
+        assert marker.get_attribute("data-state") in {"ok", "warn", "exceeded", "offline", "no_data"}
     assert page.locator(f"path.vw-{COMMUNE}--{PRIVATE}").count() == 0
+    assert page.locator("path.vw-outline").count() == 1  # the commune outline from the site file
 
 
 @pytest.mark.integration

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from conftest import REPO, IngestProcess, eventually
 
+from app.stack import BROKER_DEV_CONF, LocalStack, find_binary, free_port
 from firmware_tools.bridge import BridgeLink, bridge_account, render_central_acl, render_commune_bridge
-from villagewatch.loadgen import Fleet, run_load
+from simulator.loadgen import Fleet, run_load
 from villagewatch.sites import load_site
-from villagewatch.stack import BROKER_DEV_CONF, LocalStack, find_binary, free_port
 
 CUT_SECONDS = 60
 

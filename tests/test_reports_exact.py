@@ -7,12 +7,12 @@ import urllib.request
 
 import pytest
 
+from app.cli import main
 from reports.build import build_report
 from reports.config import load_report_config
 from reports.influx import InfluxReader
 from reports.period import Month
 from reports.rules import from_rule_packs
-from villagewatch.cli import main
 from villagewatch.contract import Reading
 from villagewatch.lineproto import telemetry_line
 from villagewatch.sites import load_site

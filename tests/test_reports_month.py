@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.cli import main
 from edge.sources.simulated.model import Faults, simulate
 from reports.period import Month
 from reports.rules import from_rule_packs
 from rules.aqi import daily_aqi
-from villagewatch.cli import main
 from villagewatch.lineproto import telemetry_line
 from villagewatch.sites import load_site
 

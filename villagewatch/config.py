@@ -74,6 +74,10 @@ class Settings:
     memory_max_points: int = 200_000
     # byte budget of the dead-letter store (rejected messages); oldest evicted at the bound
     deadletter_max_bytes: int = 256 * 1024**2
+    # /healthz says "stalled" when a message received this long ago is still not in InfluxDB
+    ingest_stalled_after_s: float = 60.0
+    # byte budget of the ingest's write spool (batches kept while InfluxDB is down)
+    ingest_spool_max_bytes: int = 2 * 1024**3
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -100,6 +104,8 @@ ENV_VARS: dict[str, str] = {
     "VW_INFLUX_API": "influx_api",
     "VW_MQTT_CA_FILE": "mqtt_ca_file",
     "VW_DEADLETTER_MAX_BYTES": "deadletter_max_bytes",
+    "VW_INGEST_STALLED_AFTER_S": "ingest_stalled_after_s",
+    "VW_INGEST_SPOOL_MAX_BYTES": "ingest_spool_max_bytes",
 }
 
 _FILE_SCHEMA = Map([
@@ -131,7 +137,7 @@ def _coerce(name: str, value: Any, source: str) -> Any:
                 if not value.lstrip("-").isdigit():
                     raise ctx.error(f"{value!r} is not a whole number")
                 value = int(value)
-            lowest = {"http_port": 0, "deadletter_max_bytes": 64 * 1024}.get(name, 1)
+            lowest = {"http_port": 0, "deadletter_max_bytes": 64 * 1024, "ingest_spool_max_bytes": 1024**2}.get(name, 1)
             return int(Num(lowest, 65_535 if name == "http_port" else None,
                            integer=True)(value, ctx))
         if kind == "float":

@@ -7,6 +7,7 @@ The human-readable description lives in docs/protocol.md; a test checks the two 
 
 from __future__ import annotations
 
+import calendar
 import json
 import math
 import re
@@ -49,7 +50,7 @@ FIELD_FLAGS = "flags"
 # A status published by the broker as the client's Last Will carries "reason": "lwt".
 STATUS_REASON_LWT = "lwt"
 
-QUALITY_FLAGS = ("spike", "flatline", "calibration_expired", "aggregated", "suspect")
+QUALITY_FLAGS = ("spike", "flatline", "calibration_expired", "aggregated", "suspect", "clock_corrected", "clock_unsynced")
 
 
 def valid_id(value: str) -> bool:
@@ -109,6 +110,11 @@ def gateway_ota_status_topic(commune: str, gateway: str) -> str:
 
 OTA_STATUS_SUBSCRIPTIONS = (f"{STATION_STATUS_SUBSCRIPTION}/{OTA_SEGMENT}",
                             f"{GATEWAY_STATUS_SUBSCRIPTION}/{OTA_SEGMENT}")
+
+
+def gateway_device_id(commune: str, gateway: str) -> str:
+    """The broker account (and client id) of a gateway: ``{commune}._gw.{gateway}``."""
+    return f"{_check_id(commune, 'commune')}.{GATEWAY_SEGMENT}.{_check_id(gateway, 'gateway')}"
 
 
 def shared_subscription(group: str, topic: str) -> str:
@@ -285,23 +291,58 @@ class Decoded:
     rejections: list[Rejection]
 
 
+# Nesting the contract needs (the top-level object is level 1): telemetry 3 (flags → metric → list),
+# status 4 (gateway status → sources → source → errors). One level more is allowed for additive
+# fields; anything deeper is `bad_json` (docs/protocol.md, "Rejection rules").
+MAX_DEPTH_TELEMETRY = 4
+MAX_DEPTH_STATUS = 5
+# RFC 3339 `date-time` (section 5.6), ASCII digits only: `T`/`Z` in either case, an offset required,
+# 1–9 fraction digits (nanoseconds: more than any clock sends).
+_RFC3339 = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+                      r"(?:\.([0-9]{1,9}))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))", re.ASCII)
+
+
+class StatusError(ValueError):
+    """A status payload broke the contract; ``reason`` is one of REJECTION_REASONS."""
+
+    def __init__(self, reason: str, detail: str):
+        super().__init__(detail)
+        self.reason = reason
+
+
 def parse_ts(value: Any) -> int:
-    """``ts`` as integer ms since the epoch; accepts int ms or RFC 3339 with an offset."""
+    """``ts`` as integer ms since the epoch: integer ms, or an RFC 3339 date-time with an offset.
+
+    Only RFC 3339: Python's ``fromisoformat`` also takes ISO 8601 forms (week dates, no seconds,
+    basic format, a space) that other readers of the same payload would not. Digits past the
+    millisecond are truncated (storage keeps ms).
+    """
     if isinstance(value, bool):
         raise ValueError("ts must be integer milliseconds or an RFC 3339 string, not a boolean")
     if isinstance(value, int):
         return value
     if isinstance(value, str):
-        text = value.strip()
-        if text.endswith(("Z", "z")):
-            text = text[:-1] + "+00:00"
+        match = _RFC3339.fullmatch(value)
+        if match is None:
+            raise ValueError(f"ts {value!r} is not an RFC 3339 date-time with an offset "
+                             "(e.g. 2026-05-28T20:26:39.5+07:00)")
+        year, month, day, hour, minute, second = (int(g) for g in match.group(1, 2, 3, 4, 5, 6))
+        frac, sign, off_h, off_m = match.group(7, 8, 9, 10)
+        if second == 60:
+            raise ValueError(f"ts {value!r} is a leap second: device clocks (NTP) never send one, "
+                             "and it has no single instant in milliseconds since the epoch")
         try:
-            dt = datetime.fromisoformat(text)
+            # validates the calendar (no 31 February) and the clock (hour < 24)
+            epoch_s = calendar.timegm(datetime(year, month, day, hour, minute, second).timetuple())
         except ValueError as exc:
-            raise ValueError(f"ts {value!r} is not an RFC 3339 timestamp") from exc
-        if dt.tzinfo is None:
-            raise ValueError(f"ts {value!r} has no UTC offset")
-        return int(round(dt.timestamp() * 1000))
+            raise ValueError(f"ts {value!r} is not a real date and time: {exc}") from exc
+        offset_min = 0
+        if sign:
+            if int(off_h) > 23 or int(off_m) > 59:
+                raise ValueError(f"ts {value!r} has an impossible UTC offset")
+            offset_min = (int(off_h) * 60 + int(off_m)) * (1 if sign == "+" else -1)
+        ms = int((frac or "0")[:3].ljust(3, "0"))
+        return (epoch_s - offset_min * 60) * 1000 + ms
     raise ValueError(f"ts must be integer milliseconds or an RFC 3339 string, got {type(value).__name__}")
 
 
@@ -317,25 +358,19 @@ def decode_telemetry(commune: str, station: str, payload: bytes, now_ms: int) ->
 def _decode_telemetry(commune: str, station: str, payload: bytes, now_ms: int) -> Decoded:
     if len(payload) > MAX_PAYLOAD_BYTES:
         return Decoded(None, [Rejection(R_TOO_LARGE, f"{len(payload)} bytes > {MAX_PAYLOAD_BYTES}")])
+    # Hot path: msgspec decodes straight into the struct (rejecting invalid UTF-8, lone surrogates,
+    # NaN, and over ~1,000 levels with RecursionError), and `_nothing_unseen` proves from a byte
+    # count that the raw JSON holds no duplicate key and no field the struct skipped. Anything else
+    # takes the exact path: the stdlib parser with a duplicate-key hook, a depth and string walk.
     try:
-        payload.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return Decoded(None, [Rejection(R_BAD_UTF8, f"invalid UTF-8 at byte {exc.start}")])
-    try:
-        wire = _decoder.decode(payload)
-    except msgspec.ValidationError as exc:
-        lenient = _lenient_decode(payload)  # wrong shape, or not JSON at all?
-        if lenient is None:
-            return Decoded(None, [Rejection(R_BAD_JSON, f"not valid JSON ({exc})")])
-        return Decoded(None, [Rejection(R_BAD_TYPE, str(exc))])
-    except msgspec.DecodeError as exc:
-        # Strict JSON has no NaN/Infinity, but firmware (and Python's json) emits them. Parse such
-        # payloads leniently so the reason names the metric that is non-finite, not "bad JSON".
-        wire = _lenient_decode(payload)
-        if wire is None:
-            return Decoded(None, [Rejection(R_BAD_JSON, str(exc))])
-        if isinstance(wire, Rejection):
-            return Decoded(None, [wire])
+        wire: _TelemetryWire | Rejection = _decoder.decode(payload)
+        exact = not _nothing_unseen(payload, wire)  # type: ignore[arg-type]
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        exact = True
+    if exact:
+        wire = _exact_telemetry(payload)
+    if isinstance(wire, Rejection):
+        return Decoded(None, [wire])
     if wire.ts is None:
         return Decoded(None, [Rejection(R_TS_MISSING, "field `ts` is missing")])
     try:
@@ -356,28 +391,150 @@ def _decode_telemetry(commune: str, station: str, payload: bytes, now_ms: int) -
     rejections: list[Rejection] = []
     for name, value in wire.metrics.items():
         metric = METRICS.get(name)
-        if metric is None:
+        kind = type(value)
+        # the common case in one test: NaN and ±Infinity fail the range comparison (finite bounds)
+        if metric is not None and (kind is float or kind is int) and metric.lo <= value <= metric.hi:
+            good[name] = float(value)
+        elif (kind is list or kind is dict) and 2 + _depth(value) > MAX_DEPTH_TELEMETRY:
+            # the byte count of the hot path does not see containers without keys: checked here
+            return Decoded(None, [Rejection(R_BAD_JSON, f"metric {name!r} nests deeper than the "
+                                            f"contract's {MAX_DEPTH_TELEMETRY} levels")])
+        elif metric is None:
             rejections.append(Rejection(R_UNKNOWN_METRIC, f"metric {name!r} is not in the registry", name))
-        elif type(value) not in (int, float):
-            rejections.append(Rejection(R_BAD_TYPE, f"metric {name!r} must be a number, got {type(value).__name__}", name))
-        elif not math.isfinite(value):
+        elif kind is not float and kind is not int:  # not bool: a bool is no reading
+            rejections.append(Rejection(R_BAD_TYPE, f"metric {name!r} must be a number, got {kind.__name__}", name))
+        elif kind is float and not math.isfinite(value):
             rejections.append(Rejection(R_NON_FINITE, f"metric {name!r} is {value}", name))
-        elif not metric.in_range(value):
+        else:  # exact for integers of any size, too
             rejections.append(Rejection(
                 R_OUT_OF_RANGE, f"metric {name!r} = {value} outside {metric.lo}..{metric.hi} {metric.unit}", name))
-        else:
-            good[name] = float(value)
+    flags: dict[str, list[str]] = {}
+    if wire.flags:
+        for name, names in wire.flags.items():
+            if name not in good:
+                continue  # flags of a metric not stored are not stored either
+            if all(map(valid_id, names)):
+                flags[name] = names
+            else:
+                # flags are stored as `metric:flag,flag;…`: a free string could forge another
+                # metric's flags, and a reading must not be stored without the flags it came with
+                del good[name]
+                rejections.append(Rejection(R_BAD_TYPE, f"metric {name!r} has a flag that is not a flag "
+                                            f"name ({ID_PATTERN}): {names!r}"[:300], name))
     if not good:
         return Decoded(None, rejections)
-    flags = {k: v for k, v in (wire.flags or {}).items() if k in good}
     return Decoded(Reading(commune, station, ts_ms, wire.seq, good, wire.gw, flags), rejections)
 
 
-def _lenient_decode(payload: bytes) -> _TelemetryWire | Rejection | None:
+def _nothing_unseen(payload: bytes, wire: _TelemetryWire) -> bool:
+    """True when every key of ``payload`` is one the struct decode kept: no duplicate, no unknown.
+
+    Without a ``\\u`` escape, a string's raw bytes hold exactly the ``:`` of its decoded value, so
+    the raw ``:`` count is (members of every object) + (``:`` inside strings). Counting only what
+    the struct kept (its members, the ``:`` of a ``ts`` string) can reach the raw count only when
+    nothing was dropped: a duplicate key (the first value is dropped), an unknown or null field, a
+    ``:`` anywhere else. Equal counts prove there is no duplicate key; a miss only means the exact
+    path. Nesting needs no count here: every kept field is typed flat except metric values, which
+    the caller checks. A few hundred ns per message (docs/performance.md).
+    """
+    if b"\\u" in payload:
+        return False
+    metrics, flags, ts = wire.metrics, wire.flags, wire.ts
+    members = ((ts is not None) + (wire.seq is not None) + (metrics is not None) + (wire.gw is not None)
+               + (flags is not None))
+    if metrics:
+        members += len(metrics)
+    if flags:
+        members += len(flags)
+    if type(ts) is str:
+        members += ts.count(":")
+    return payload.count(b":") == members
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _object_without_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    body = dict(pairs)
+    if len(body) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _DuplicateKey(key)
+            seen.add(key)
+    return body
+
+
+def _exact_json(payload: bytes, max_depth: int, allow_non_finite: bool) -> Any:
+    """Parse with every contract rule on the raw JSON; a Rejection instead of raising.
+
+    Rules: UTF-8; JSON; no duplicate key in any object (which value wins differs between
+    parsers, so a reader downstream could see another reading than the one stored); at most
+    ``max_depth`` levels; every string (keys too) encodable as UTF-8, so no lone surrogate.
+    """
     try:
-        body = json.loads(payload)
-    except ValueError:
-        return None
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return Rejection(R_BAD_UTF8, f"invalid UTF-8 at byte {exc.start}")
+    try:
+        body = json.loads(text, object_pairs_hook=_object_without_duplicates,
+                          **({} if allow_non_finite else {"parse_constant": _refuse_constant}))
+    except _DuplicateKey as exc:
+        return Rejection(R_BAD_JSON, f"duplicate key {exc.args[0]!r} in a JSON object")
+    except RecursionError:
+        return Rejection(R_BAD_JSON, "JSON nested too deeply for the contract")
+    except ValueError as exc:
+        return Rejection(R_BAD_JSON, f"not valid JSON ({exc})")
+    unencodable: str | None = None  # reported after the whole walk: too deep is `bad_json` first
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict | list):
+            if depth > max_depth:
+                return Rejection(R_BAD_JSON, f"JSON nested deeper than the contract's {max_depth} levels")
+            items = node.items() if isinstance(node, dict) else enumerate(node)
+            for key, value in items:
+                if unencodable is None and type(key) is str and not _encodable(key):
+                    unencodable = key
+                stack.append((value, depth + 1))
+        elif unencodable is None and type(node) is str and not _encodable(node):
+            unencodable = node
+    if unencodable is not None:
+        return Rejection(R_BAD_UTF8, f"string {unencodable[:100]!r} holds a lone UTF-16 surrogate "
+                         "(not encodable as UTF-8)")
+    return body
+
+
+def _depth(node: Any) -> int:
+    """Levels of a decoded JSON value (a scalar is 0). Only for values already parsed (bounded)."""
+    if isinstance(node, dict):
+        return 1 + max(map(_depth, node.values()), default=0)
+    if isinstance(node, list):
+        return 1 + max(map(_depth, node), default=0)
+    return 0
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _encodable(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _exact_telemetry(payload: bytes) -> _TelemetryWire | Rejection:
+    # NaN and ±Infinity are not JSON, but firmware (and Python's json) emits them: parsed here so
+    # the rejection names the metric that is non-finite, and the message's other metrics land
+    body = _exact_json(payload, MAX_DEPTH_TELEMETRY, allow_non_finite=True)
+    if isinstance(body, Rejection):
+        return body
     try:
         return msgspec.convert(body, _TelemetryWire)
     except msgspec.ValidationError as exc:
@@ -385,22 +542,23 @@ def _lenient_decode(payload: bytes) -> _TelemetryWire | Rejection | None:
 
 
 def decode_status(payload: bytes) -> dict[str, Any]:
-    """Decode a station or gateway status payload; raises ValueError with a readable reason."""
+    """Decode a station or gateway status payload; raises StatusError with a reason and detail."""
     if len(payload) > MAX_PAYLOAD_BYTES:
-        raise ValueError(f"status payload of {len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
-    try:
-        body = msgspec.json.decode(payload)
-    except msgspec.DecodeError as exc:
-        raise ValueError(f"status is not JSON: {exc}") from exc
-    except RecursionError as exc:
-        raise ValueError("status JSON nested too deeply for the contract") from exc
+        raise StatusError(R_TOO_LARGE, f"status payload of {len(payload)} bytes > {MAX_PAYLOAD_BYTES}")
+    # statuses are rare (one per device per minute or on change): always the exact path
+    body = _exact_json(payload, MAX_DEPTH_STATUS, allow_non_finite=False)
+    if isinstance(body, Rejection):
+        raise StatusError(body.reason, f"status: {body.detail}")
     if not isinstance(body, dict):
-        raise ValueError("status must be a JSON object")
+        raise StatusError(R_BAD_STATUS, "status must be a JSON object")
     if not isinstance(body.get("online"), bool):
-        raise ValueError("status field `online` must be true or false")
+        raise StatusError(R_BAD_STATUS, "status field `online` must be true or false")
     if "ts" not in body:
-        raise ValueError("status field `ts` is missing")
-    body["ts"] = parse_ts(body["ts"])
+        raise StatusError(R_BAD_STATUS, "status field `ts` is missing")
+    try:
+        body["ts"] = parse_ts(body["ts"])
+    except ValueError as exc:
+        raise StatusError(R_BAD_STATUS, str(exc)) from exc
     return body
 
 

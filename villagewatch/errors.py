@@ -1,8 +1,8 @@
 """Errors that are the input's or the device's fault, not bugs: printed with a hint, exit code 2.
 
 The ground floor's one user-facing error base. Parts raise these (``from villagewatch.errors import
-...``), never import them back from the app layer (villagewatch.cli), so a part never depends on the
-CLI. Defined here, not in villagewatch/cli.py, so that ``python -m villagewatch.cli`` (where the CLI
+...``), never import them back from the app layer (app.cli), so a part never depends on the
+CLI. Defined here, not in app/cli.py, so that ``python -m app.cli`` (where the CLI
 module runs as ``__main__``) catches the same class the parts raise.
 """
 

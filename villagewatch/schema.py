@@ -39,6 +39,15 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
     mapping = LineDict()
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if isinstance(key, (dict, list)):
+            raise ConfigError("a key must be a plain value, not a list or mapping", file=loader.name,
+                              line=key_node.start_mark.line + 1)
+        if key in mapping:
+            # YAML keeps the last of two equal keys: a station or a limit written twice would
+            # silently replace the first — the technician must hear of it
+            raise ConfigError(f"duplicate key {key!r} (first at line {mapping.lines[key]})",
+                              file=loader.name, line=key_node.start_mark.line + 1,
+                              hint="remove or rename one of them")
         mapping[key] = loader.construct_object(value_node, deep=True)
         mapping.lines[key] = key_node.start_mark.line + 1
     mapping.start_line = node.start_mark.line + 1
@@ -82,12 +91,47 @@ def load_yaml(path: str | Path) -> Any:
     return load_yaml_text(text, str(path))
 
 
+# A configuration file is small; anchors and aliases are fine, but aliases that multiply (the
+# "billion laughs" document) would make validation walk millions of nodes.
+MAX_EXPANDED_NODES = 200_000
+
+
+def _expanded_size(node: yaml.Node, memo: dict[int, int]) -> int:
+    if id(node) in memo:
+        return memo[id(node)]
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(child, memo) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, memo) + _expanded_size(v, memo) for k, v in node.value)
+    else:
+        size = 1
+    memo[id(node)] = size
+    return size
+
+
 def load_yaml_text(text: str, filename: str = "<string>") -> Any:
     try:
-        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
+        loader = _LineLoader(text)  # the reader refuses control characters already here
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not a YAML text: {exc}", file=filename) from exc
+    loader.name = filename
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        if _expanded_size(node, {}) > MAX_EXPANDED_NODES:
+            raise ConfigError(f"the document expands to more than {MAX_EXPANDED_NODES:,} values "
+                              "(aliases that multiply?)", file=filename, hint="write the values out")
+        return loader.construct_document(node)
     except yaml.MarkedYAMLError as exc:
         line = exc.problem_mark.line + 1 if exc.problem_mark else None
         raise ConfigError(f"YAML syntax error: {exc.problem}", file=filename, line=line) from exc
+    except yaml.YAMLError as exc:  # e.g. ReaderError: a control character in the text
+        raise ConfigError(f"not a YAML text: {exc}", file=filename) from exc
+    except RecursionError as exc:
+        raise ConfigError("nested too deeply to be a configuration file", file=filename) from exc
+    finally:
+        loader.dispose()
 
 
 # --------------------------------------------------------------------------- schema types

@@ -90,6 +90,8 @@ SITE_SCHEMA = Map([
     Key("province", Str(), required=False, default=""),
     Key("timezone", Str(), required=False, default="Asia/Ho_Chi_Minh"),
     Key("center", Map([Key("lat", Num(-90, 90)), Key("lon", Num(-180, 180))]), required=False),
+    Key("outline", ListOf(Map([Key("lat", Num(-90, 90)), Key("lon", Num(-180, 180))], name="point"), min_len=3),
+        required=False, doc="commune boundary as a polygon of lat/lon points (drawn on the portal's map)"),
     Key("gateways", ListOf(_GATEWAY, min_len=1)),
     Key("stations", ListOf(_STATION, min_len=1)),
     Key("notes", Str(), required=False, default=""),
@@ -137,6 +139,7 @@ class Site:
     stations: dict[str, Station]
     path: str = ""
     center: tuple[float, float] | None = None
+    outline: tuple[tuple[float, float], ...] = ()
 
     def stations_of(self, gateway: str) -> list[Station]:
         return [s for s in self.stations.values() if s.gateway == gateway]
@@ -173,8 +176,9 @@ def load_site(path: str | Path) -> Site:
             s["gateway"], float(s["interval_s"]), tuple(s["metrics"]), s["source"], s["params"],
             s["public"] if s.get("public") is not None else default_public(s["kind"]))
     center = (data["center"]["lat"], data["center"]["lon"]) if data.get("center") else None
+    outline = tuple((float(pt["lat"]), float(pt["lon"])) for pt in data.get("outline") or ())
     return Site(commune, data["name_vi"], data["name_en"], data["province"], data["timezone"],
-                gateways, stations, str(path), center)
+                gateways, stations, str(path), center, outline)
 
 
 def _item_error(path: Path, raw: Any, section: str, index: int, key: str, message: str,

@@ -28,14 +28,27 @@ from villagewatch.sites import Site, Station
 class SourceError(Exception):
     """The device or the link failed (not a bug): ``kind`` is a stable counter key."""
 
-    def __init__(self, kind: str, detail: str, partial: dict[str, float] | None = None):
+    def __init__(self, kind: str, detail: str, partial: dict[str, float] | None = None,
+                 flags: dict[str, list[str]] | None = None):
         super().__init__(f"{kind}: {detail}")
         self.kind, self.detail = kind, detail
         self.partial = partial  # what the device did deliver (e.g. one of two probes answered)
+        self.flags = flags  # quality flags of the partial values
+
+
+@dataclass
+class Polled:
+    """What a poll delivered: values, their quality flags (e.g. ``suspect``), and the problems seen
+    while reading them that did not prevent a value (e.g. ``decode_order``)."""
+
+    metrics: dict[str, float]
+    flags: dict[str, list[str]] = field(default_factory=dict)
+    errors: list[SourceError] = field(default_factory=list)
 
 
 class Sink(Protocol):
-    def reading(self, station_id: str, ts_ms: int, metrics: dict[str, float]) -> None: ...
+    def reading(self, station_id: str, ts_ms: int, metrics: dict[str, float],
+                flags: dict[str, list[str]] | None = None) -> None: ...
     def error(self, source: Source, station_id: str | None, kind: str, detail: str) -> None: ...
 
 
@@ -56,6 +69,11 @@ class SourceContext:
     data_dir: str = "."
     site: Site | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    clock: Any = None  # the gateway's time source (edge.clock); None: the system clock
+
+    def now_ms(self) -> int:
+        """Wall time for a reading's ts: the gateway's clock, so a test (or an operator offset) rules it."""
+        return int((self.clock.wall() if self.clock is not None else time.time()) * 1000)
 
 
 class Source(ABC):
@@ -90,7 +108,7 @@ class PolledSource(Source):
     """A source the gateway asks: each station is polled at its interval, one request at a time."""
 
     @abstractmethod
-    async def poll(self, b: Bound, now_ms: int) -> dict[str, float]:
+    async def poll(self, b: Bound, now_ms: int) -> dict[str, float] | Polled:
         """The station's metrics now; raise SourceError when the device did not deliver."""
 
     async def run(self, sink: Sink) -> None:
@@ -105,14 +123,19 @@ class PolledSource(Source):
                 b = by_id[sid]
                 interval = b.station.interval_s / self.ctx.speed
                 due[sid] = max(at + interval, now) if at else now + interval
-                ts_ms = int(time.time() * 1000)
+                ts_ms = self.ctx.now_ms()
                 try:
                     metrics = await self.poll(b, ts_ms)
                 except SourceError as exc:
                     sink.error(self, sid, exc.kind, exc.detail)
                     if exc.partial:
-                        sink.reading(sid, ts_ms, exc.partial)
+                        sink.reading(sid, ts_ms, exc.partial, exc.flags)
                     continue
-                if metrics:
+                if isinstance(metrics, Polled):
+                    for exc in metrics.errors:
+                        sink.error(self, sid, exc.kind, exc.detail)
+                    if metrics.metrics:
+                        sink.reading(sid, ts_ms, metrics.metrics, metrics.flags)
+                elif metrics:
                     sink.reading(sid, ts_ms, metrics)
             await asyncio.sleep(max(0.0, min(due.values()) - time.monotonic()))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any, ClassVar
 
-from edge.sources.base import Bound, PolledSource, SourceError
+from edge.sources.base import Bound, Polled, PolledSource, SourceError
 from edge.sources.modbus_rtu.profiles import DISTANCE, Profile, load_profile
 from edge.sources.modbus_rtu.rtu import RtuMaster
+from edge.sources.modbus_rtu.sanity import check_order
 from villagewatch.schema import Ctx, Key, ListOf, Map, Num, OneOf, Str
 
 
@@ -55,12 +56,14 @@ class ModbusRtuSource(PolledSource):
                                 first["retries"], first["inter_frame_ms"] / 1000)
         self.device_errors: dict[int, dict[str, int]] = {}
 
-    async def poll(self, b: Bound, now_ms: int) -> dict[str, float]:
+    async def poll(self, b: Bound, now_ms: int) -> Polled:
         # blocking serial I/O in a worker thread; the scheduler awaits it, so requests never overlap
         return await asyncio.to_thread(self._read_station, b)
 
-    def _read_station(self, b: Bound) -> dict[str, float]:
+    def _read_station(self, b: Bound) -> Polled:
         metrics: dict[str, float] = {}
+        flags: dict[str, list[str]] = {}
+        order_errors: list[SourceError] = []
         failures: list[SourceError] = []
         for dev in b.options["devices"]:
             address, profile = dev["address"], dev["profile"]
@@ -74,23 +77,36 @@ class ModbusRtuSource(PolledSource):
                     continue
                 for r in regs:
                     i = r.address - start
-                    metrics[r.metric] = r.decode(words[i:i + r.count])
+                    raw = words[i:i + r.count]
+                    metrics[r.metric] = r.decode(raw)
+                    verdict = check_order(r, raw)
+                    if verdict is not None:
+                        # another brand's probe behind the same register map: not evidence
+                        flags[r.metric] = ["suspect"]
+                        order_errors.append(SourceError("decode_order", f"device {address}: "
+                                                        + verdict.describe(profile.model)))
         if DISTANCE in metrics:
             d = metrics.pop(DISTANCE)
+            moved = flags.pop(DISTANCE, None)
+            conv_metric = (b.options.get("distance_to") or {}).get("metric")
+            if moved and conv_metric:
+                flags[conv_metric] = moved
             conv = b.options.get("distance_to")
             if conv and conv["metric"] == "fill" and conv.get("empty_m") is not None and conv.get("full_m") is not None:
                 span = conv["empty_m"] - conv["full_m"]
                 metrics["fill"] = min(100.0, max(0.0, (conv["empty_m"] - d) / span * 100)) if span else 0.0
             elif conv and conv["metric"] == "level" and conv.get("sensor_level_m") is not None:
                 metrics["level"] = conv["sensor_level_m"] - d
+        for exc in order_errors if failures else ():
+            self.errors[exc.kind] += 1  # reported with the failure below
         if failures and not metrics:
             raise failures[0]
         if failures:
             # part of the station answered: send what was read, count the rest
             for exc in failures[1:]:
                 self.errors[exc.kind] += 1
-            raise SourceError(failures[0].kind, failures[0].detail, partial=metrics)
-        return metrics
+            raise SourceError(failures[0].kind, failures[0].detail, partial=metrics, flags=flags)
+        return Polled(metrics, flags, order_errors)
 
     async def close(self) -> None:
         self.master.close()

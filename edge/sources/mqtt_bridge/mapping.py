@@ -17,6 +17,8 @@ from typing import Any
 from villagewatch.contract import parse_ts
 
 FORMATS = ("tasmota", "esphome", "chirpstack")
+# the contract's own bound for one message (a device payload larger than that is not a reading)
+MAX_PAYLOAD = 64 * 1024
 
 
 class MappingError(ValueError):
@@ -40,8 +42,8 @@ def _number(value: Any, what: str) -> float:
         raise MappingError(f"{what} is not a number: {value!r}")
     try:
         number = float(value)
-    except ValueError as exc:
-        raise MappingError(f"{what} is not a number: {value!r}") from exc
+    except (ValueError, OverflowError) as exc:  # OverflowError: an integer of hundreds of digits
+        raise MappingError(f"{what} is not a number: {str(value)[:40]!r}") from exc
     if not math.isfinite(number):
         raise MappingError(f"{what} is {value!r}")
     return number
@@ -49,10 +51,14 @@ def _number(value: Any, what: str) -> float:
 
 def map_json(payload: bytes, fields: dict[str, str]) -> tuple[int | None, dict[str, float]]:
     """Tasmota and ChirpStack: metric -> dotted path in the JSON body. Returns (device ts or None, metrics)."""
+    if len(payload) > MAX_PAYLOAD:
+        raise MappingError(f"payload of {len(payload)} bytes > {MAX_PAYLOAD}")
     try:
         body = json.loads(payload)
     except (UnicodeDecodeError, ValueError) as exc:
         raise MappingError(f"payload is not JSON: {exc}") from exc
+    except RecursionError as exc:  # "[[[[…" nested deeper than the parser's stack
+        raise MappingError("payload is nested too deeply") from exc
     if not isinstance(body, dict):
         raise MappingError("payload is not a JSON object")
     metrics = {}
@@ -64,7 +70,7 @@ def map_json(payload: bytes, fields: dict[str, str]) -> tuple[int | None, dict[s
     if isinstance(body.get("time"), str):  # ChirpStack: when the gateway received the uplink (UTC)
         try:
             ts = parse_ts(body["time"])
-        except ValueError:
+        except (ValueError, OverflowError):
             ts = None
     # Tasmota's "Time" is device-local time without an offset: the gateway's clock is more reliable
     return ts, metrics
@@ -72,6 +78,8 @@ def map_json(payload: bytes, fields: dict[str, str]) -> tuple[int | None, dict[s
 
 def map_esphome(topic: str, payload: bytes, fields: dict[str, str]) -> dict[str, float]:
     """ESPHome: metric -> state topic; the payload is the value as text ("nan" when unknown)."""
+    if len(payload) > 64:
+        raise MappingError(f"state of {len(payload)} bytes is not a number")
     out = {}
     for metric, state_topic in fields.items():
         if state_topic == topic:

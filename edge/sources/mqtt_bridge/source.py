@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import Any, ClassVar
 
 import paho.mqtt.client as mqtt
@@ -46,7 +45,7 @@ class MqttBridgeSource(Source):
         loop = asyncio.get_running_loop()
 
         def on_message(client, userdata, msg) -> None:
-            loop.call_soon_threadsafe(self._handle, sink, msg.topic, msg.payload, int(time.time() * 1000))
+            loop.call_soon_threadsafe(self._handle, sink, msg.topic, msg.payload, self.ctx.now_ms())
 
         c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
                         client_id=f"vw-bridge-{id(self):x}", clean_session=True)
@@ -72,6 +71,10 @@ class MqttBridgeSource(Source):
                     ts, metrics = map_json(payload, o["fields"])
             except MappingError as exc:
                 sink.error(self, b.station.id, "bad_payload", str(exc))
+                continue
+            except Exception as exc:  # noqa: BLE001 - a bug here must not kill paho's network thread
+                # (an exception escaping on_message stops the loop: every later message is lost)
+                sink.error(self, b.station.id, "internal_error", f"{type(exc).__name__}: {exc}"[:200])
                 continue
             if metrics:
                 sink.reading(b.station.id, ts or now_ms, metrics)

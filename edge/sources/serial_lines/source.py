@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from typing import Any, ClassVar
 
 import serial
@@ -50,7 +49,7 @@ class SerialLinesSource(Source):
                         while b"\n" in buf:
                             line, buf = buf.split(b"\n", 1)
                             if line.strip():
-                                loop.call_soon_threadsafe(self._line, sink, line, int(time.time() * 1000))
+                                loop.call_soon_threadsafe(self._line, sink, line, self.ctx.now_ms())
                         if len(buf) > MAX_LINE:
                             loop.call_soon_threadsafe(self._framing, sink, None, "too_long", f"{len(buf)} bytes without newline")
                             buf = b""

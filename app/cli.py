@@ -12,19 +12,19 @@ import importlib
 import logging
 import sys
 
-# UserError is kept importable as villagewatch.cli.UserError for old callers; parts import it from
+# UserError is kept importable as app.cli.UserError for old callers; parts import it from
 # villagewatch.errors (the ground floor), never from here
 from villagewatch.errors import UserError, raise_bad_env
 from villagewatch.schema import ConfigError
 
 SUBCOMMANDS = [
-    "villagewatch.cli_stack",  # stack up|down|status, demo
+    "app.cli_stack",  # stack up|down|status, demo
     "ingest.cli",  # ingest, ingest rejected
     "edge.cli",  # edge
     "alerts.cli",  # alerts, alerts check, alerts hash-password
     "reports.cli",  # report
     "dashboards.cli",  # dashboards build|push|check
-    "villagewatch.loadgen",  # loadgen
+    "simulator.loadgen",  # loadgen
     "firmware_tools.cli",  # device, ca, ota
     "portal.cli",  # portal
 ]
@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _report(exc: BaseException) -> int | None:
     """Exit code for an error that is the user's or the device's fault, after printing it; None = bug."""
-    from villagewatch.stack import StackError
+    from app.stack import StackError
     if isinstance(exc, ConfigError):
         print(f"lỗi cấu hình / configuration error: {exc}", file=sys.stderr)
         return 2

@@ -1,9 +1,11 @@
 """``villagewatch demo``: the pilot smart village on one machine.
 
 Starts the local stack (Mosquitto + InfluxDB), backfills recent history from the simulator, runs
-the ingest and one edge gateway per gateway of the site (simulated sensors, sped up), the alert
-service and the inspector page when they are installed, then prints where to look and live
-counts. Ctrl-C stops everything, children first, and leaves no process behind.
+the ingest, one edge gateway per gateway of the site (simulated sensors, sped up), the commune
+portal (map, live stations, feedback), the alert service and the inspector page, then prints where
+to look — the portal first — and live counts. Ctrl-C stops everything, children first, and leaves
+no process behind; a child that stops by itself is reported with the tail of its log, never as a
+traceback.
 """
 
 from __future__ import annotations
@@ -19,10 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-from villagewatch.errors import env_value
+from app.stack import LocalStack, free_port, port_open, stop_pid, wait_until
+from villagewatch.errors import UserError, env_value
 from villagewatch.health import read_health
 from villagewatch.sites import DEFAULT_SITES_DIR, load_site
-from villagewatch.stack import LocalStack, free_port, stop_pid, wait_until
 
 DEFAULT_SITE = DEFAULT_SITES_DIR / "tan-thuan-dong.yaml"
 
@@ -44,6 +46,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="stop by itself after this many seconds (0 = run until Ctrl-C; env VW_DEMO_DURATION)")
     p.add_argument("--http-port", type=int, default=env_value("VW_HTTP_PORT", int, 8480),
                    help="ingest /healthz and /metrics port (8480, env VW_HTTP_PORT; 0 = free ports for all pages)")
+    p.add_argument("--portal-port", type=int, default=env_value("VW_PORTAL_PORT", int, 8482),
+                   help="commune portal port (8482, env VW_PORTAL_PORT; with --http-port 0 a free port)")
     p.add_argument("--no-alerts", action="store_true", help="do not start the alerts service")
     p.set_defaults(func=run)
 
@@ -57,6 +61,8 @@ class Demo:
         self.children: list[tuple[str, subprocess.Popen]] = []
         self.http_port = args.http_port if args.http_port else free_port()
         self.alerts_url: str | None = None
+        self.portal_url = ""
+        self.stopping = False  # set on Ctrl-C / SIGTERM: children exiting then are expected
         self.alerts_port = 0
         self.demo_password = ""
 
@@ -66,7 +72,7 @@ class Demo:
 
     def spawn(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
         log = open(self.data_dir / f"{name}.log", "ab")  # noqa: SIM115 - the child owns it
-        proc = subprocess.Popen([sys.executable, "-m", "villagewatch.cli", *argv], env=env or self.env(),
+        proc = subprocess.Popen([sys.executable, "-m", "app.cli", *argv], env=env or self.env(),
                                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.children.append((name, proc))
         return proc
@@ -90,6 +96,10 @@ class Demo:
             self.spawn(f"edge-{gw}", ["edge", "--site", self.args.site, "--gateway", gw,
                                       "--data-dir", str(self.data_dir / "edge" / gw),
                                       "--speed", str(self.args.speed), "--status-interval", "5"])
+        portal_port = free_port() if self.args.http_port == 0 else self.args.portal_port
+        self.spawn("portal", ["portal", "--port", str(portal_port)])
+        self.portal_url = f"http://127.0.0.1:{portal_port}/"
+        wait_until(lambda: self._listening(portal_port), 30, "the portal to listen")
         if not self.args.no_alerts and importlib.util.find_spec("alerts.service") is not None:
             cfg = self.write_alerts_config()
             self.spawn("alerts", ["alerts", "--alerts-config", str(cfg)],
@@ -115,11 +125,21 @@ class Demo:
         return cfg
 
     def _ingest_ready(self) -> bool:
-        for name, proc in self.children:
-            if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited ({proc.returncode}); see {self.data_dir}/{name}.log")
+        self.check_children()
         h = self.health()
         return bool(h and h.get("subscribed"))
+
+    def _listening(self, port: int) -> bool:
+        self.check_children()
+        return port_open(port)
+
+    def check_children(self) -> None:
+        """A child that stopped by itself ends the demo with its name and the tail of its log."""
+        if self.stopping:
+            return
+        for name, proc in self.children:
+            if proc.poll() is not None:
+                raise ChildStopped(name, proc.returncode, self.data_dir / f"{name}.log")
 
     def health(self) -> dict | None:
         return read_health(self.http_port)
@@ -128,6 +148,7 @@ class Demo:
         q = f"SELECT count(seq) FROM telemetry WHERE time >= {since_ms}ms GROUP BY station"
         say(f"""
 ══ Làng thông minh {self.site.name_vi} ({self.site.province}) — demo ══
+  Cổng thông tin xã / commune portal:  {self.portal_url}
   Kiểm tra sức khỏe / health:   http://127.0.0.1:{self.http_port}/healthz
   Số liệu dịch vụ / metrics:     http://127.0.0.1:{self.http_port}/metrics
   MQTT broker:                   {self.stack.mqtt_url}   (mosquitto_sub -p {self.stack.mosquitto.port} -t 'vw/v1/#' -v)
@@ -147,10 +168,7 @@ class Demo:
         self.banner(since)
         deadline = time.monotonic() + self.args.duration if self.args.duration else None
         while deadline is None or time.monotonic() < deadline:
-            for name, proc in self.children:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"{name} stopped unexpectedly ({proc.returncode}); "
-                                       f"see {self.data_dir}/{name}.log")
+            self.check_children()
             h = self.health() or {}
             say(f"[{time.strftime('%H:%M:%S')}] điểm mới trong InfluxDB / new points in InfluxDB: "
                 f"{self.count_since(since):,}   ingest nhận / received {h.get('received', '?')}, "
@@ -158,6 +176,7 @@ class Demo:
             time.sleep(5 if deadline is None else min(5, max(0.1, deadline - time.monotonic())))
 
     def stop(self) -> None:
+        self.stopping = True
         for _name, proc in reversed(self.children):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -170,6 +189,18 @@ class Demo:
         say("■ Đã dừng tất cả / everything stopped.")
 
 
+class ChildStopped(UserError):
+    """A service of the demo stopped by itself: a message with its log, not a traceback."""
+
+    def __init__(self, name: str, returncode: int | None, log: Path):
+        tail = ""
+        with contextlib.suppress(OSError):
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+        super().__init__(f"dịch vụ {name} đã dừng bất ngờ (mã {returncode}) / the {name} service stopped "
+                         f"unexpectedly (exit {returncode}); nhật ký / log: {log}\n{tail}",
+                         hint=f"read {log}; a port in use? try `villagewatch demo --http-port 0`")
+
+
 def say(text: str) -> None:
     print(text, flush=True)
 
@@ -178,7 +209,13 @@ def run(args: argparse.Namespace) -> int:
     demo = Demo(args)
     # Ctrl-C reaches the whole foreground process group; the children handle SIGINT themselves,
     # and we stop them in order below.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    def interrupted(*_: object) -> None:
+        # children got the same Ctrl-C (one process group) and may exit before we look at them
+        demo.stopping = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGINT, interrupted)
     try:
         demo.start()
         demo.watch()

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
+from app.stack import REPO_ROOT, find_binary, free_port, port_open, stop_pid, wait_until
 from firmware_tools.ca import CertificateAuthority
-from villagewatch.stack import REPO_ROOT, find_binary, free_port, port_open, stop_pid, wait_until
 
 PRODUCTION_CONF = REPO_ROOT / "broker_config" / "mosquitto.conf"
 PROD_FILES_DIR = "/etc/mosquitto/villagewatch/"
@@ -31,7 +31,7 @@ def render_production_config(text: str, files_dir: Path, data_dir: Path, plain_p
     text = re.sub(r"(?m)^listener\s+8883\b.*$", f"listener {tls_port} 127.0.0.1", text)
     text = re.sub(r"(?m)^log_dest\s+.*$", f"log_dest file {log_file}", text)
     if os.geteuid() == 0:
-        text += "\nuser root\n"  # see villagewatch.stack.broker_config_text: else it drops privileges
+        text += "\nuser root\n"  # see app.stack.broker_config_text: else it drops privileges
     return text
 
 

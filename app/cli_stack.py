@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from villagewatch.stack import LocalStack
+from app.stack import LocalStack
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         sp.add_argument("--json", action="store_true", help="machine-readable output")
         sp.set_defaults(func=func)
 
-    from villagewatch import demo
+    from app import demo
     demo.register(sub)
 
 

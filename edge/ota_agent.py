@@ -25,10 +25,9 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
-from firmware_tools import ota
-from firmware_tools.mosquitto_auth import gateway_ota_command_topic, gateway_ota_status_topic
-from firmware_tools.mqtt_util import connect
-from firmware_tools.provision import gateway_device_id
+from villagewatch import ota
+from villagewatch.contract import gateway_device_id, gateway_ota_command_topic, gateway_ota_status_topic
+from villagewatch.mqtt_util import connect
 
 log = logging.getLogger(__name__)
 

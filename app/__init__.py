@@ -1,0 +1,2 @@
+"""The app floor: the ``villagewatch`` console command, the pilot-village demo and the local stack
+(Mosquitto + InfluxDB as child processes). The only floor that imports every part of the platform."""
