@@ -16,11 +16,11 @@ import pytest
 
 from alerts.service import AlertService
 from alerts.settings import AlertsConfig
+from app.stack import free_port
 from rules.rulepack import load_rule_packs
 from villagewatch import contract
 from villagewatch.config import load_settings
 from villagewatch.sites import load_site
-from villagewatch.stack import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 STATION = "ao-ca-tra-a3"
