@@ -35,6 +35,7 @@ Public API
 ``rules.messages``), ``source``. A pack's ``variant.names`` gives each choice a reader's name
 ("Cao Lãnh / Cao Lanh"); columns use ``{variant_vi}``/``{variant_en}`` so no id reaches a reader.
 ``Rule.active_at(ts_ms, tz)`` tells whether the rule applies at that instant (dates, hours).
+``Rule.breached_by(value)`` is THE comparison of a rule (engine, reports and portal use it).
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rules.kinds import REGISTRY
+from rules.kinds.base import crossed
 from villagewatch import contract
 from villagewatch.schema import Any_, Bool, ConfigError, Ctx, Key, ListOf, Map, Num, OneOf, Str, load_yaml
 from villagewatch.sites import STATION_KINDS, Station
@@ -242,6 +244,17 @@ class Rule:
     @property
     def severity_rank(self) -> int:
         return SEVERITY_RANK[self.severity]
+
+    def breached_by(self, value: float) -> bool:
+        """``value`` is beyond this rule's limit by the regulation's comparison (``op``; a band's
+        bounds are allowed) — the one definition the engine, reports and portal share. No
+        duration, hysteresis or averaging here: ``value`` is already the rule's measure."""
+        if self.kind == "band":
+            assert self.lo is not None and self.hi is not None
+            return value < self.lo or value > self.hi
+        if self.op is None or self.limit is None:
+            raise ValueError(f"rule {self.id!r} ({self.kind}) has no comparison")
+        return crossed(self.op, value, self.limit)
 
     def active_at(self, ts_ms: int, tz: str | ZoneInfo = "Asia/Ho_Chi_Minh") -> bool:
         """Whether the rule applies at this instant: validity dates and local-time hours."""

@@ -186,3 +186,36 @@ def test_a_recovery_seen_after_a_hole_waits_for_the_backlog_then_for_the_wait():
     assert held == []
     out = [t for t in e.feed(pond(20 + wait, 5.0)) if t.rule.id == "pond-do-low"]
     assert [(t.state, t.ts_ms) for t in out] == [("resolved", T0 + 20 * MIN)]
+
+
+@st.composite
+def air_series_and_order(draw):
+    """Hours of 1-minute PM and noise readings at the school station: hourly VN_AQI (NowCast) and
+    the 1-hour Leq noise rule (energy mean, day/night limits) judge windows, not single readings."""
+    n = draw(st.integers(150, 200))
+    pm, noise, out = 20.0, 50.0, []
+    for i in range(n):
+        if i % 10 == 0:
+            pm = draw(st.sampled_from([15.0, 60.0, 120.0, 260.0]))
+            noise = draw(st.sampled_from([40.0, 52.0, 58.0, 75.0]))
+        if 30 <= i < 130:
+            pm, noise = 260.0, 75.0  # at least one hour that breaches, whatever was drawn
+        out.append(Reading(C, "khi-truong-thcs", T0 + i * MIN, i,
+                           {"pm25": pm, "pm10": pm * 1.4, "air_temp": 30.0, "humidity": 70.0, "noise": noise}))
+    swaps = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, n - 1)), max_size=n))
+    order = list(range(n))
+    for a, b in swaps:
+        order[a], order[b] = order[b], order[a]
+    return out, [out[i] for i in order]
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow],
+          phases=[Phase.explicit, Phase.reuse, Phase.generate])
+@given(air_series_and_order())
+def test_windowed_rules_in_any_order_give_the_alerts_of_the_in_order_run(case):
+    readings, shuffled = case
+    in_order, _, e1 = run(readings)
+    reordered, _, e2 = run(shuffled)
+    assert reordered == in_order and e2.alerts() == e1.alerts()
+    kinds = {k.rsplit("/", 1)[1] for k, _, _ in e1.alerts()}
+    assert "vn-aqi-hourly-bad" in kinds and kinds & {"qcvn26-day", "qcvn26-night"}  # the windows were judged

@@ -120,3 +120,14 @@ def test_energy_mean_of_extreme_levels_is_finite():
     for i in range(10):
         s.add(T0 + i * 1000, contract.METRICS["noise"].hi)
     assert math.isfinite(s.mean(T0 + 10_000, 3_600_000, energy=True))
+
+
+@pytest.mark.parametrize("rule", [r for r in EVALUATED if r.kind in ("threshold", "band", "mean", "rate", "aqi")],
+                         ids=lambda r: f"{r.id}:{r.variant}")
+def test_the_engine_judges_with_the_rules_one_comparison(rule):
+    """The engine breaches exactly when ``Rule.breached_by`` says so — at the limit too (≥ vs >)."""
+    kind = REGISTRY[rule.kind]
+    bounds = [rule.lo, rule.hi] if rule.kind == "band" else [rule.limit]
+    for b in bounds:
+        for v in (b - 0.01, b, b + 0.01):
+            assert (kind.judge(rule, v) == kinds.BREACH) == rule.breached_by(v), (rule.id, v)
