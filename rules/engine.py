@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import functools
 import logging
 import math
 from collections import Counter, deque
@@ -298,9 +299,9 @@ class Engine:
             # for the same instant (metrics merged, the later value wins)
             j = i
             while j < len(run.ts) and run.ts[j] == entry.ts:
-                old = run.entries[j]
-                if old.kind == "reading" and old.reading is not None:
-                    merged = _merge(old.reading, entry.reading)
+                same = run.entries[j]
+                if same.kind == "reading" and same.reading is not None:
+                    merged = _merge(same.reading, entry.reading)
                     if merged is None:
                         return []
                     entry.reading = merged
@@ -466,6 +467,7 @@ class Engine:
         tz = self.sites[st.commune].timezone
         facts: list[_Fact] = []
         views: dict[tuple[str, bool], Evidence] = {}
+        hourly = functools.partial(self._hourly_aqi, run)
         for rule in run.on_reading:
             kind = REGISTRY[rule.kind]
             raw = rule.kind == "flatline"
@@ -477,7 +479,7 @@ class Engine:
                 if ev is None:
                     ev = views[(rule.metric, raw)] = Evidence(
                         reading.ts_ms, metrics, self.series.get((st.commune, st.id, rule.metric)),
-                        st.interval_s, lambda ts, run=run: self._hourly_aqi(run, ts))
+                        st.interval_s, hourly)
                 if not _applies(rule, reading.ts_ms, tz):
                     value, cond = None, CLEAR  # outside its hours or dates: the rule does not apply now
                 else:
@@ -678,8 +680,8 @@ class Engine:
             t = self._clock_step(rule, cond, n, now_ms, site.commune, gw, (g.name_vi, g.name_vi), n, None)
             if t:
                 out.append(t)
-        for st, (silent, silent_s, rule) in zip(stations, status, strict=True):
-            if rule is None:
+        for st, (silent, silent_s, stale_rule) in zip(stations, status, strict=True):
+            if stale_rule is None:
                 continue
             if offline or not silent:
                 cond = CLEAR
@@ -690,10 +692,10 @@ class Engine:
                 alive = any(self.last_seen.get((o.commune, o.id), 0) > mine for o in stations if o is not st)
                 # after a gateway outage, give its stations one silence period to report again
                 back = self.gateway_back.get((site.commune, gw), 0)
-                settled = now_ms - back > (rule.factor or 3) * st.interval_s * 1000
+                settled = now_ms - back > (stale_rule.factor or 3) * st.interval_s * 1000
                 cond = BREACH if alive and settled else HOLD
-            limit_min = (rule.factor or 3) * st.interval_s / 60
-            t = self._clock_step(rule, cond, silent_s, now_ms, st.commune, st.id,
+            limit_min = (stale_rule.factor or 3) * st.interval_s / 60
+            t = self._clock_step(stale_rule, cond, silent_s, now_ms, st.commune, st.id,
                                  (st.name_vi, st.name_en or st.name_vi), silent_s / 60, limit_min)
             if t:
                 out.append(t)
@@ -721,7 +723,7 @@ class Engine:
 
 def _is_fault(reading: Reading, metric: str) -> bool:
     flags = reading.flags.get(metric) if reading.flags else None
-    return bool(flags) and not FAULT_FLAGS.isdisjoint(flags)
+    return bool(flags) and not FAULT_FLAGS.isdisjoint(flags or ())
 
 
 def _merge(old: Reading, new: Reading | None) -> Reading | None:

@@ -413,8 +413,9 @@ def load_pack(path: str | Path) -> tuple[Pack, list[RuleTemplate]]:
         if not isinstance(item, dict):
             raise rctx.error("a rule must be a mapping")
         merged = type(item)({**defaults, **item})
-        merged.lines = getattr(item, "lines", {})
-        merged.start_line = getattr(item, "start_line", None)
+        # keep the YAML line numbers of the rule for file:line errors
+        setattr(merged, "lines", getattr(item, "lines", {}))  # noqa: B010
+        setattr(merged, "start_line", getattr(item, "start_line", None))  # noqa: B010
         rule = _RULE(merged, rctx)
         _check_rule(rule, pack, rctx.child("id", item))
         templates.append(RuleTemplate(pack, rule, rctx.line))
