@@ -105,7 +105,12 @@ def rule_title(rule, lang: str = "vi") -> str:
     head = metric.label(lang) if metric else bilingual(rule.regulation, lang)
     if lang == "vi":
         head = re.sub(r"(\d)\.(\d)", r"\1,\2", head)
-    return f"{head} — {bilingual(rule.column, lang)}"
+    column = bilingual(rule.column, lang).strip()
+    if rule.kind in ("stale", "gateway_offline", "flatline"):
+        what = {"stale": ("mất tín hiệu", "silent station"), "gateway_offline": ("cổng kết nối mất kết nối",
+                "gateway offline"), "flatline": ("cảm biến không đổi", "sensor stuck")}[rule.kind]
+        head = f"{head} — {what[0] if lang == 'vi' else what[1]}" if metric else (what[0] if lang == "vi" else what[1])
+    return head if column in ("", "—") else f"{head} — {column}"
 
 
 def render(rule, station_name: str, value: float | None, lang: str, limit: object = _NO_LIMIT,

@@ -146,3 +146,14 @@ def test_low_chlorine_cites_the_lower_bound_firing_and_resolving():
     assert "0,12 mg/L, ngoài khoảng cho phép 0,2–1 mg/L" in cl[0].message_vi
     assert "mức tối thiểu 0,2 mg/L" in cl[1].message_vi and "1 mg/L" not in cl[1].message_vi
     assert "minimum 0.2 mg/L" in cl[1].message_en
+
+
+@pytest.mark.parametrize("lang", ["vi", "en"])
+def test_every_rule_has_a_title_for_people(lang):
+    titles = {r.id: rule_title(r, lang) for r in RULES}
+    for rule_id, title in titles.items():
+        words = set(re.findall(r"[\w-]+", title))
+        assert title and not title.endswith("—") and rule_id not in title, title
+        if lang == "vi":
+            assert not (IDS & words) and not HYPHENATED_ID.findall(title), title
+    assert titles["health-silent"] == ("mất tín hiệu" if lang == "vi" else "silent station")
