@@ -89,8 +89,8 @@ LATENESS_MS = 6 * 3_600_000
 # A resolve decided by the first reading after a hole in a station's data (no reading for more than
 # HOLE_INTERVALS × its interval) is held back while the hole may still fill: an edge spools during an
 # outage and sends live readings first, so the recovery seen after the hole may not be when it
-# ended. It is reported when the backlog fills the hole, or once the station's data has moved
-# HOLE_WAIT_MS past it (at 5 readings/s the edge drains the 6 h a lateness bound can still use, for
+# ended. It is reported when the backlog fills the hole, or once the station's data (or the clock,
+# for a station that fell silent) has moved HOLE_WAIT_MS past it (at 5 readings/s the edge drains the 6 h a lateness bound can still use, for
 # a gateway of five 1-minute stations, in 6 min). A hole that began beyond the lateness bound
 # cannot be filled by readings that count, so its resolve is not held.
 HOLE_INTERVALS = 3
@@ -222,6 +222,7 @@ class Engine:
         self.gateway_back: dict[tuple[str, str], int] = {}
         self.gateway_rules = ruleset.gateway_rules()
         self.start_ms = start_ms
+        self.clock_ms = -(2**62)  # the service's clock at the latest tick
         for site in sites.values():
             for st in site.stations.values():
                 rules = ruleset.rules_for(st)
@@ -397,8 +398,8 @@ class Engine:
 
     def _after_hole(self, run: _StationRun, ts: int) -> bool:
         """The reading at ``ts`` comes after a hole in the data that a backlog may still fill."""
-        if run.newest - ts >= HOLE_WAIT_MS:
-            return False
+        if max(run.newest, self.clock_ms) - ts >= HOLE_WAIT_MS:
+            return False  # waited long enough, by the station's data or by the clock
         i = bisect.bisect_left(run.ts, ts) - 1
         while i >= 0 and run.entries[i].kind != "reading":
             i -= 1
@@ -634,7 +635,11 @@ class Engine:
         in the station's log at ``since + duration``, so late readings judge it like any other."""
         if self.start_ms is None:
             self.start_ms = now_ms
+        self.clock_ms = max(self.clock_ms, now_ms)
         out: list[Transition] = []
+        for run in self.runs.values():
+            if run.deferred:  # a held resolve whose wait is over by the clock (the station fell silent)
+                out.extend(self._reconcile(run, set(run.deferred)))
         for (commune, ident), run in self.runs.items():
             st = run.st
             last = self.last_seen.get((commune, ident), 0)

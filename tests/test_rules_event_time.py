@@ -44,9 +44,13 @@ def fold(transitions) -> set[tuple[str, int, int | None]]:
     return {(k, s, e) for (k, s), e in alerts.items()}
 
 
-def run(readings) -> tuple[set, list, Engine]:
+def run(readings, settle: bool = True) -> tuple[set, list, Engine]:
     e = Engine(RULESET, {C: SITE}, start_ms=T0, emit_corrections=True)
     out = [t for r in readings for t in e.feed(r)]
+    if settle and readings:
+        # the clock moves past HOLE_WAIT_MS: resolves held for a hole are reported (silence
+        # alerts of the clock come the same way in both runs)
+        out += e.tick(max(r.ts_ms for r in readings) + HOLE_WAIT_MS)
     return fold(out), out, e
 
 
@@ -66,7 +70,8 @@ def series_and_order(draw):
             values.append((do, ph))
             flags.append({"do": [fault]} if fault else {})
     values, flags = values[:n], flags[:n]
-    gaps = draw(st.lists(st.integers(1, 3), min_size=n, max_size=n))  # some readings lost for good
+    # some readings lost for good; now and then an hour-long hole (a resolve after it is held)
+    gaps = draw(st.lists(st.sampled_from([1, 1, 1, 2, 3, 5, 9, 20]), min_size=n, max_size=n))
     idx = [sum(gaps[:i + 1]) for i in range(n)]
     readings = [pond(i, do, ph, flags=f) for i, (do, ph), f in zip(idx, values, flags, strict=True)]
     order = draw(st.permutations(range(n)))
@@ -83,7 +88,9 @@ def test_any_order_within_the_bound_gives_the_alerts_of_the_in_order_run(case):
     reordered, _, e2 = run(shuffled)
     assert reordered == in_order
     assert e2.alerts() == e1.alerts()
-    assert {(k, s, x) for k, s, x in e1.alerts()} == in_order
+    decided = {(k, s, x) for k, s, x in e1.alerts()}
+    clock = ("/health-silent", "/health-gateway-offline")  # silence: judged by the clock, not the data
+    assert {a for a in in_order if not a[0].endswith(clock)} == decided
 
 
 def test_excursion_in_a_backlog_drained_while_live_readings_flow_fires_once_with_its_start():
@@ -106,7 +113,7 @@ def test_excursion_in_a_backlog_drained_while_live_readings_flow_fires_once_with
     assert [(t.state, t.since_ms, t.ts_ms) for t in out] == [
         ("firing", T0 + 20 * MIN, T0 + 22 * MIN), ("resolved", T0 + 20 * MIN, T0 + 23 * MIN)]
     assert not e.corrections
-    assert fold(out) == fold(t for t in run(in_order)[1] if t.rule.id == "pond-do-low")
+    assert fold(out) == fold(t for t in run(in_order, settle=False)[1] if t.rule.id == "pond-do-low")
 
 
 def test_redelivery_gives_no_second_transition():
