@@ -31,6 +31,7 @@ from edge.sources import SOURCES, source_class
 from edge.sources.base import Bound, Source, SourceContext
 from edge.spool import Spool
 from villagewatch import contract
+from villagewatch.aio import wait_event
 from villagewatch.config import MqttUrl
 from villagewatch.schema import ConfigError, Ctx, LineDict, load_yaml
 from villagewatch.sites import Site, Station
@@ -374,10 +375,8 @@ class Gateway:
         last = time.monotonic()
         while True:
             busy = self.inflight or self.backlog
-            try:
-                await asyncio.wait_for(self.wake.wait(), 0.02 if busy else 0.25)
-            except TimeoutError:
-                pass
+            # not asyncio.wait_for: it can swallow the cancel that stops this loop (villagewatch/aio.py)
+            await wait_event(self.wake, 0.02 if busy else 0.25)
             self.wake.clear()
             now = time.monotonic()
             self._take_acks()

@@ -41,6 +41,7 @@ from gmqtt.mqtt.handler import MqttPackageHandler
 from ingest.metrics import IngestMetrics
 from ingest.pipeline import Pipeline
 from villagewatch import contract
+from villagewatch.aio import wait_event
 from villagewatch.config import Settings
 from villagewatch.errors import UserError
 
@@ -149,10 +150,7 @@ class MqttConsumer:
                 break
             except (TimeoutError, OSError, gmqtt.MQTTConnectError) as exc:
                 log.warning("broker %s not reachable (%s); retrying in %.1f s", self.url.redacted(), exc, delay)
-                try:
-                    await asyncio.wait_for(stop.wait(), delay)
-                except TimeoutError:
-                    pass
+                await wait_event(stop, delay)  # not wait_for: it can swallow a cancel (villagewatch/aio.py)
                 delay = min(delay * 2, 10.0)
         if stop.is_set():
             return

@@ -35,6 +35,7 @@ from portal.signin_web import AUTH_KEY, SignIn, add_routes, csrf_cookie_middlewa
 from reports.influx import InfluxError, InfluxReader, quote_ident, quote_tag
 from rules.rulepack import RuleSet
 from villagewatch import contract
+from villagewatch.aio import get_or_timeout
 from villagewatch.config import Settings
 from villagewatch.signin import CSRF_COOKIE, Account, check_csrf, same_origin
 from villagewatch.sites import Site, Station
@@ -399,9 +400,8 @@ async def api_stream(request: web.Request) -> web.StreamResponse:
     p.clients.add(entry)
     try:
         while True:
-            try:
-                event = await asyncio.wait_for(queue.get(), 15)
-            except TimeoutError:
+            got, event = await get_or_timeout(queue, 15)  # cancellable, unlike wait_for (villagewatch/aio.py)
+            if not got:
                 await resp.write(b": keepalive\n\n")
                 continue
             if event is None:  # too slow: dropped from fan-out, the browser reconnects

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import msgspec
 
 from villagewatch import contract
+from villagewatch.aio import wait_event
 from villagewatch.config import MqttUrl
 
 KINDS = ("pond", "river", "water_supply", "air", "weather", "waste", "flood_gauge")
@@ -194,10 +195,7 @@ class RawPublisher(asyncio.Protocol):
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.unacked} messages not acknowledged by the broker")
             self._room.clear()
-            try:
-                await asyncio.wait_for(self._room.wait(), 0.05)
-            except TimeoutError:
-                pass
+            await wait_event(self._room, 0.05)  # not wait_for: it can swallow a cancel (villagewatch/aio.py)
 
     def close(self) -> None:
         if self.transport and not self.transport.is_closing():
