@@ -29,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_run, _parser=p)
     sp = p.add_subparsers(dest="alerts_command", metavar="ACTION")
     c = sp.add_parser("check", help="validate rule packs and show the rules of each station")
-    c.add_argument("--rulepacks")
+    c.add_argument("--rulepacks", help="thư mục bộ luật cảnh báo / rule-pack folder (default: rules/packs)")
     c.add_argument("--sites", help="sites folder (default: VW_SITES or sites/)")
     c.set_defaults(func=_check)
     h = sp.add_parser("hash-password", help="print a scrypt hash for users[].password_hash")

@@ -9,20 +9,21 @@ so the producer and the queries cannot drift apart.
 
 from __future__ import annotations
 
-from villagewatch import contract, lineproto
+from villagewatch import lineproto, storage
 
 
 def alert_line(*, commune: str, station: str, rule: str, severity: str, state: str, ts_ms: int,
                value: float | None = None, limit: float | None = None, metric: str = "",
                message_vi: str = "", message_en: str = "", regulation: str = "", alert_id: int = 0,
                note: str | None = None) -> str:
-    fields: dict[str, object] = {"state": state, "alert_id": int(alert_id), "metric": metric or "",
-                                 "message_vi": message_vi, "message_en": message_en, "regulation": regulation}
+    a = storage.Alerts
+    fields: dict[str, object] = {a.STATE: state, a.ALERT_ID: int(alert_id), a.METRIC: metric or "",
+                                 a.MESSAGE_VI: message_vi, a.MESSAGE_EN: message_en, a.REGULATION: regulation}
     if value is not None:
-        fields["value"] = float(value)
+        fields[a.VALUE] = float(value)
     if limit is not None:
-        fields["limit"] = float(limit)
+        fields[a.LIMIT] = float(limit)
     if note:
-        fields["note"] = note
-    tags = {"commune": commune, "station": station, "rule": rule, "severity": severity}
-    return lineproto.line(contract.MEASUREMENT_ALERTS, tags, fields, int(ts_ms))
+        fields[a.NOTE] = note
+    tags = {a.COMMUNE: commune, a.STATION: station, a.RULE: rule, a.SEVERITY: severity}
+    return lineproto.line(a.MEASUREMENT, tags, fields, int(ts_ms))

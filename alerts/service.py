@@ -21,12 +21,10 @@ import logging
 import sqlite3
 import threading
 import time
-import urllib.parse
 from collections import deque
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import paho.mqtt.client as mqtt
 from aiohttp import web as aioweb
 from paho.mqtt.packettypes import PacketTypes
@@ -41,8 +39,10 @@ from alerts.store import AlertStore
 from alerts.web import create_app
 from rules.engine import Engine, Transition
 from rules.rulepack import RuleSet
-from villagewatch import contract
+from villagewatch import contract, storage
 from villagewatch.config import Settings
+from villagewatch.influx import InfluxClient, InfluxTarget
+from villagewatch.mqtt import MQTT_V5, MqttOptions, paho_client
 from villagewatch.sites import Site
 
 log = logging.getLogger("villagewatch.alerts")
@@ -70,6 +70,7 @@ class AlertService:
         self.client_id = client_id
         self.intake: Intake | None = None
         self.influx_lines: deque[str] = deque(maxlen=100_000)  # bounded: oldest dropped, logged
+        self.influx = InfluxClient(InfluxTarget.from_settings(settings))  # v1 or v2, pooled session
         self.tasks: list[asyncio.Task] = []
         self.runner: aioweb.AppRunner | None = None
         self.mqtt: mqtt.Client | None = None
@@ -91,14 +92,19 @@ class AlertService:
         self.loop = asyncio.get_running_loop()
         self.intake = Intake(self.loop, self.config.intake_window)
         self._had_session = self.store.get_meta(META_SESSION) == "1"
-        await self.warm_up()
-        self._start_mqtt()
-        app = create_app(self.store, self.config, self.sites, on_change=self.publish_alert)
-        app.router.add_get("/healthz", self._healthz)
-        app.router.add_get("/metrics", self._metrics)
-        self.runner = aioweb.AppRunner(app)
-        await self.runner.setup()
-        await aioweb.TCPSite(self.runner, self.config.http_host, self.config.http_port).start()
+        await self.influx.start()
+        try:
+            await self.warm_up()
+            self._start_mqtt()
+            app = create_app(self.store, self.config, self.sites, on_change=self.publish_alert)
+            app.router.add_get("/healthz", self._healthz)
+            app.router.add_get("/metrics", self._metrics)
+            self.runner = aioweb.AppRunner(app)
+            await self.runner.setup()
+            await aioweb.TCPSite(self.runner, self.config.http_host, self.config.http_port).start()
+        except BaseException:  # a bad setting or a taken port: leave nothing open behind the message
+            await self.stop()
+            raise
         for coro in (self._consume(), self._ticker(), self.dispatcher.run(), self._influx_writer()):
             self.tasks.append(asyncio.create_task(coro))
         log.info("alerts service: %d open alert(s) restored; inspector page %s", len(self.store.open_keys()),
@@ -120,18 +126,14 @@ class AlertService:
         if self.runner is not None:
             await self.runner.cleanup()
         await self._flush_influx()
+        await self.influx.close()
         self.store.close()
 
     # ------------------------------------------------------------------ MQTT
     def _start_mqtt(self) -> None:
-        url = self.settings.mqtt
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id, protocol=mqtt.MQTTv5,
-                        manual_ack=True)
-        if url.username:
-            c.username_pw_set(url.username, url.password)
-        if url.tls:
-            c.tls_set(ca_certs=self.settings.mqtt_ca_file, certfile=self.settings.mqtt_cert_file,
-                      keyfile=self.settings.mqtt_key_file)
+        opts = MqttOptions.from_settings(self.settings, self.client_id)  # CA, client certificate, auth
+        url = opts.broker
+        c = paho_client(opts, protocol=MQTT_V5, manual_ack=True)
         c.reconnect_delay_set(1, 10)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
@@ -382,22 +384,12 @@ class AlertService:
             alert_id=int(alert["id"]), note=body["note"]))
 
     # ------------------------------------------------------------------ InfluxDB
-    def _influx_params(self) -> dict[str, str]:
-        p = {"db": self.settings.influx_db, "precision": "ms"}
-        if self.settings.influx_user:
-            p.update(u=self.settings.influx_user, p=self.settings.influx_password or "")
-        return p
-
     async def _flush_influx(self) -> bool:
         if not self.influx_lines:
             return True
         batch = list(self.influx_lines)
-        url = f"{self.settings.influx_url}/write?{urllib.parse.urlencode(self._influx_params())}"
         try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as s, \
-                    s.post(url, data="\n".join(batch).encode()) as resp:
-                if resp.status // 100 != 2:
-                    raise RuntimeError(f"HTTP {resp.status}: {(await resp.text())[:200]}")
+            await self.influx.write("\n".join(batch).encode())
         except Exception as exc:  # noqa: BLE001 - kept and retried
             log.warning("alerts: InfluxDB write failed, %d point(s) kept: %s", len(batch), exc)
             return False
@@ -413,28 +405,21 @@ class AlertService:
     async def warm_up(self) -> None:
         """Rebuild the engine's windows (longest 24 h) from InfluxDB, without firing on history."""
         hours = 25
-        params = {"db": self.settings.influx_db, "epoch": "ms",
-                  "q": f"SELECT * FROM {contract.MEASUREMENT_TELEMETRY} WHERE time > now() - {hours}h "
-                       f"GROUP BY commune, station"}
-        if self.settings.influx_user:
-            params.update(u=self.settings.influx_user, p=self.settings.influx_password or "")
+        t = storage.Telemetry
+        q = f'SELECT * FROM "{t.MEASUREMENT}" WHERE time > now() - {hours}h GROUP BY "{t.COMMUNE}", "{t.STATION}"'
         try:
-            async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as s, \
-                    s.get(f"{self.settings.influx_url}/query", params=params) as resp:
-                body = await resp.json(content_type=None)
+            found = await self.influx.query(q, timeout_s=60)
         except Exception as exc:  # noqa: BLE001 - start without history rather than not at all
             log.warning("alerts: could not read history from InfluxDB (%s); windows start empty", exc)
             return
         n = 0
-        for result in body.get("results", []):
-            for series in result.get("series") or []:
-                tags = series.get("tags", {})
-                cols = series["columns"]
-                for row in series["values"]:
-                    metrics = {c: float(v) for c, v in zip(cols, row, strict=True)
-                               if c in contract.METRICS and isinstance(v, (int, float))}
-                    if metrics:
-                        self.engine.remember(contract.Reading(tags.get("commune", ""), tags.get("station", ""),
-                                                              int(row[0]), 0, metrics))
-                        n += 1
+        for series in found:
+            tags, cols = series.tags, series.columns
+            for row in series.values:
+                metrics = {c: float(v) for c, v in zip(cols, row, strict=True)
+                           if c in contract.METRICS and isinstance(v, (int, float))}
+                if metrics:
+                    self.engine.remember(contract.Reading(tags.get(t.COMMUNE, ""), tags.get(t.STATION, ""),
+                                                          int(row[0]), 0, metrics))
+                    n += 1
         log.info("alerts: %d stored reading(s) loaded into the rule windows", n)

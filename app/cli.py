@@ -8,6 +8,7 @@ message and a hint and exit 2; anything else is a bug and shows a traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -23,6 +24,7 @@ SUBCOMMANDS = [
     "edge.cli",  # edge
     "alerts.cli",  # alerts, alerts check, alerts hash-password
     "reports.cli",  # report
+    "simulator.cli",  # simulate backfill
     "dashboards.cli",  # dashboards build|push|check
     "simulator.loadgen",  # loadgen
     "firmware_tools.cli",  # device, ca, ota
@@ -57,6 +59,12 @@ def _report(exc: BaseException) -> int | None:
         return 2
     if isinstance(exc, StackError):
         print(f"lỗi / error: {exc}", file=sys.stderr)
+        return 2
+    if isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE:
+        # a service's HTTP port is taken (another instance still running): the user's to fix
+        print(f"lỗi / error: cổng đã có chương trình khác dùng / port already in use: {exc}", file=sys.stderr)
+        print("gợi ý / hint: dừng chương trình kia hoặc chọn cổng khác / stop the other program or choose "
+              "another port (VW_HTTP_PORT, VW_PORTAL_PORT, --http-port, --port, http_port)", file=sys.stderr)
         return 2
     return None
 

@@ -259,16 +259,14 @@ bind-address = "127.0.0.1:{self.influx_rpc_port}"
             return False
 
     def influx_query(self, q: str, db: str | None = None, method: str = "GET", epoch: str = "ms") -> dict:
-        """Run InfluxQL and return the decoded JSON (raises StackError on an error answer)."""
-        params = {"q": q, "epoch": epoch}
-        if db:
-            params["db"] = db
-        data = urllib.parse.urlencode(params).encode()
-        url = f"{self.influx_url}/query"
-        req = (urllib.request.Request(url, data=data, method="POST") if method == "POST"
-               else urllib.request.Request(f"{url}?{data.decode()}"))
-        with urllib.request.urlopen(req, timeout=60) as resp:
-            body = json.loads(resp.read())
+        """Run InfluxQL through the project's one InfluxDB client and return the decoded JSON
+        (raises StackError on an error answer). ``method`` is kept for callers; the client POSTs,
+        which InfluxDB accepts for every statement."""
+        from villagewatch.influx import InfluxError, InfluxTarget, query_body_sync
+        try:
+            body = query_body_sync(InfluxTarget(self.influx_url, db or ""), q, timeout_s=60, epoch=epoch)
+        except InfluxError as exc:
+            raise StackError(f"InfluxQL error for {q!r}: {exc}") from exc
         for result in body.get("results", []):
             if "error" in result:
                 raise StackError(f"InfluxQL error for {q!r}: {result['error']}")

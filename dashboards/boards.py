@@ -11,6 +11,8 @@ from dashboards.context import BoardContext, unit_of
 from rules import aqi
 from villagewatch import contract
 from villagewatch.sites import Station
+from villagewatch.storage import GatewayStatus as GW
+from villagewatch.storage import IngestStats as IS
 
 Board = tuple[list[dict[str, Any]], list[Station]]
 
@@ -289,18 +291,18 @@ def devices(c: BoardContext) -> Board:
     layout.add(seen, 8, 12)
     metric_panels(c, layout, stations, "battery", w=8, h=12, title_suffix="")
     metric_panels(c, layout, stations, "rssi", w=8, h=12, title_suffix="")
-    for field, key in (("queue_depth", "queue_depth"), ("dropped", "dropped")):
-        query = Q.gateway_series(field) if field == "queue_depth" else Q.gateway_drops()
+    for field, key in ((GW.QUEUE_DEPTH, "queue_depth"), ("dropped", "dropped")):
+        query = Q.gateway_series(field) if field == GW.QUEUE_DEPTH else Q.gateway_drops()
         tg = g.target("A", query)
         tg["alias"] = "$tag_gateway"
         names = [{"matcher": {"id": "byName", "options": gw.id},
                   "properties": [{"id": "displayName", "value": gw.name_vi}]} for gw in c.site.gateways.values()]
         layout.add(g.timeseries(c.t(key), [tg], unit="none", decimals=0, overrides=names,
                                 bars=field == "dropped"), 12, 8)
-    for field, key in (("received", "ingest_rate"), ("rejected", "ingest_rejects")):
+    for field, key in ((IS.RECEIVED, "ingest_rate"), (IS.REJECTED, "ingest_rejects")):
         targets = [g.target("A", Q.ingest_rate(field))]
-        if field == "received":
-            targets.append(g.target("B", Q.ingest_rate("written")))
+        if field == IS.RECEIVED:
+            targets.append(g.target("B", Q.ingest_rate(IS.WRITTEN)))
         layout.add(g.timeseries(c.t(key), targets, unit="none", decimals=0), 12, 8)
     return layout.panels, stations
 

@@ -7,15 +7,12 @@ at least one row. A failure names the dashboard, the panel and the query.
 
 from __future__ import annotations
 
-import json
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dashboards.interpolate import TimeRange, interpolate, unresolved_variables
+from villagewatch.influx import InfluxTarget, InfluxUnreachable, query_sync
 
 MAX_DATA_POINTS = 800  # roughly a panel's width in pixels, as Grafana sends it
 
@@ -40,27 +37,24 @@ class Result:
 
 
 class Influx:
+    """The platform's InfluxDB client (villagewatch/influx.py), read side, series as InfluxDB's dicts."""
+
     def __init__(self, url: str, db: str, user: str | None = None, password: str | None = None,
-                 token: str | None = None):
-        self.url, self.db, self.user, self.password, self.token = url.rstrip("/"), db, user, password, token
+                 token: str | None = None, target: InfluxTarget | None = None):
+        self.target = target or InfluxTarget(url.rstrip("/"), db, user, password, token, timeout_s=60)
+
+    @classmethod
+    def from_settings(cls, settings: Any, url: str | None = None, db: str | None = None) -> Influx:
+        target = InfluxTarget.from_settings(settings, timeout_s=60)
+        return cls("", "", target=replace(target, url=(url or target.url).rstrip("/"), db=db or target.db))
 
     def query(self, q: str) -> list[dict[str, Any]]:
-        """Series of the first statement; raises RuntimeError with InfluxDB's message."""
-        params = {"db": self.db, "q": q, "epoch": "ms"}
-        if self.user:
-            params.update(u=self.user, p=self.password or "")
-        req = urllib.request.Request(f"{self.url}/query?{urllib.parse.urlencode(params)}")
-        if self.token:
-            req.add_header("Authorization", f"Token {self.token}")
+        """Series of the first statement; raises RuntimeError (InfluxError) with InfluxDB's message."""
         try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                body = json.loads(resp.read())
-        except urllib.error.HTTPError as exc:
-            raise RuntimeError(f"HTTP {exc.code}: {exc.read()[:300].decode(errors='replace')}") from exc
-        result = body.get("results", [{}])[0]
-        if "error" in result:
-            raise RuntimeError(result["error"])
-        return result.get("series") or []
+            found = query_sync(self.target, q)
+        except InfluxUnreachable as exc:
+            raise ConnectionError(str(exc)) from exc  # the whole check stops: nothing answers
+        return [{"tags": s.tags, "columns": s.columns, "values": s.values} for s in found]
 
 
 def _rows(series: list[dict[str, Any]]) -> int:

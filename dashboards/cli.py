@@ -23,13 +23,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     u.add_argument("--token", required=True, help="service-account token (Editor or Admin)")
     u.add_argument("--influx-url", default=None, help="InfluxDB URL as Grafana reaches it (default: VW_INFLUX_URL)")
     u.add_argument("--influx-db", default=None, help="database (default: VW_INFLUX_DB)")
-    u.add_argument("--lang", choices=("vi", "en", "all"), default="all")
+    u.add_argument("--lang", choices=("vi", "en", "all"), default="all", help="ngôn ngữ bảng điều khiển / dashboard language: vi, en or all")
     u.set_defaults(func=cmd_push)
 
     c = s.add_parser("check", help="chạy mọi truy vấn trên InfluxDB / run every panel query on InfluxDB")
-    c.add_argument("--influx-url", default=None)
-    c.add_argument("--influx-db", default=None)
-    c.add_argument("--lang", choices=("vi", "en"), default="vi")
+    c.add_argument("--influx-url", default=None, help="InfluxDB URL to query (default: VW_INFLUX_URL)")
+    c.add_argument("--influx-db", default=None, help="database (default: VW_INFLUX_DB)")
+    c.add_argument("--lang", choices=("vi", "en"), default="vi", help="ngôn ngữ / language of the dashboards checked")
     c.set_defaults(func=cmd_check)
 
 
@@ -80,8 +80,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from dashboards.generator import build_all
     settings = _settings()
     built = build_all(_sites(None), langs=(args.lang,))
-    influx = Influx(args.influx_url or settings.influx_url, args.influx_db or settings.influx_db,
-                    settings.influx_user, settings.influx_password)
+    influx = Influx.from_settings(settings, args.influx_url, args.influx_db)  # token too (v2)
     try:
         result = check_all([b.dashboard for b in built], influx)
     except OSError as exc:

@@ -12,15 +12,15 @@ import os
 import threading
 from collections.abc import Callable
 
-import paho.mqtt.client as mqtt
 import serial
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.console import reason
 from edge.gateway import bind_sources
 from edge.sources.base import SourceContext, SourceError
 from villagewatch import contract, textfmt
 from villagewatch.config import MqttUrl
+from villagewatch.errors import UserError
+from villagewatch.mqtt import MqttOptions, paho_client
 from villagewatch.schema import ConfigError
 from villagewatch.sites import Site
 
@@ -30,19 +30,10 @@ SERIAL_SOURCES = ("modbus_rtu", "serial_lines")
 def try_broker(url: MqttUrl, ca_file: str | None, cert_file: str | None, key_file: str | None,
                timeout_s: float = 5.0) -> str | None:
     """None when the broker accepted a connection, else why not (in a few words)."""
-    import ssl
-    c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=f"vw-check-{os.getpid()}",
-                    clean_session=True, protocol=mqtt.MQTTv311)
-    if url.tls or ca_file:
-        try:
-            ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
-            if cert_file:
-                ctx.load_cert_chain(cert_file, key_file)
-        except (OSError, ssl.SSLError) as exc:
-            return f"TLS files: {reason(exc)}"
-        c.tls_set_context(ctx)
-    if url.username:
-        c.username_pw_set(url.username, url.password)
+    try:  # the platform's one MQTT client factory: the same TLS and auth as the gateway itself
+        c = paho_client(MqttOptions((url,), f"vw-check-{os.getpid()}", ca_file, cert_file, key_file))
+    except UserError as exc:
+        return f"TLS files: {exc}"
     answer: dict = {}
     done = threading.Event()
 

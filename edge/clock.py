@@ -4,8 +4,9 @@ Cheap boards have no real-time clock: they boot at 1970, or at the time fake-hwc
 NTP answers. A reading stamped with such a clock is either rejected downstream (`ts_too_old`) or
 stored at the wrong time. So the gateway asks a ``ClockGuard`` before it trusts ``wall()``:
 
-- never trusted: a wall clock before the build floor (BUILD_FLOOR_MS) or before the newest reading
-  already spooled (time does not run backwards across a restart);
+- never trusted: a wall clock before the build floor (BUILD_FLOOR_MS), or — unless the OS reports
+  NTP sync, which wins over our own files — before the newest reading already spooled (time does
+  not run backwards across a restart);
 - ``mode="os"``: trusted only while the OS says it is synchronised (adjtimex: NTP/chrony/timesyncd);
 - ``mode="sane"`` (default): the OS state is reported but not required — VMs and containers often
   keep a good clock that the kernel still calls "unsynchronised";
@@ -59,6 +60,7 @@ class _Timex(ctypes.Structure):
 
 
 TIME_ERROR = 5  # adjtimex return value: clock not synchronised
+STA_NANO = 0x2000  # adjtimex status: offset in nanoseconds (else microseconds)
 
 
 class SystemClock:
@@ -72,6 +74,7 @@ class SystemClock:
         except OSError:
             self._libc = None
         self._boot = None
+        self.os_offset_s: float | None = None  # the kernel's estimate of the clock's error (NTP)
 
     def wall(self) -> float:
         return time.time()
@@ -86,6 +89,7 @@ class SystemClock:
         state = self._libc.adjtimex(ctypes.byref(tx))
         if state < 0:
             return None
+        self.os_offset_s = tx.offset / (1e9 if tx.status & STA_NANO else 1e6)
         return state != TIME_ERROR
 
     def boot_id(self) -> str:
@@ -115,6 +119,7 @@ class ClockGuard:
         self.trusted = False
         self.os_synced: bool | None = None
         self.steps = 0
+        self.build_floor_ms = self.floor_ms  # raise_floor() may add the newest spooled reading
         self.last_step_s: float | None = None
         self.reason = "not observed yet"
         self._offset: float | None = None  # wall - monotonic at the last observation
@@ -150,7 +155,8 @@ class ClockGuard:
             self._stepped_at = mono
         self._offset = offset
         self.os_synced = self.clock.synced()
-        if wall * 1000 < self.floor_ms:
+        floor = self.build_floor_ms if self.os_synced is True else self.floor_ms
+        if wall * 1000 < floor:
             self.state, self.trusted = UNSYNCED, False
             self.reason = "wall clock before the build date or the newest spooled reading"
         elif self._stepped_at is not None and mono - self._stepped_at < self.settle_s:
@@ -162,7 +168,7 @@ class ClockGuard:
         else:
             self.state, self.trusted = SYNCED, True
             self.reason = "operator offset" if self.operator_offset_s is not None else (
-                "OS synchronised" if self.os_synced else "plausible (after the build date, no step)")
+                "OS synchronised" if self.os_synced else "plausible: after the build date, no step")
         return self.trusted
 
     def offset_now(self) -> float:
@@ -180,5 +186,6 @@ class ClockGuard:
 
     def status(self) -> dict:
         return {"state": self.state, "trusted": self.trusted, "reason": self.reason, "mode": self.mode,
-                "os_synced": self.os_synced, "offset_s": self.operator_offset_s, "steps": self.steps,
+                "os_synced": self.os_synced, "os_offset_s": getattr(self.clock, "os_offset_s", None),
+                "offset_s": self.operator_offset_s, "steps": self.steps,
                 "last_step_s": self.last_step_s}

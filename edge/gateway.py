@@ -35,11 +35,23 @@ from villagewatch.aio import wait_event
 from villagewatch.config import MqttUrl
 from villagewatch.schema import ConfigError, Ctx, LineDict, load_yaml
 from villagewatch.sites import Site, Station
+from villagewatch.status import (
+    ClockStatus,
+    GatewayStatus,
+    LinkStatus,
+    QueueStatus,
+    SourceStatus,
+    SpoolSalvage,
+    StationStatus,
+)
+from villagewatch.status import encode as encode_status
+from villagewatch.status import to_dict as status_dict
 
 log = logging.getLogger("edge.gateway")
 
 MAX_PENDING = 100_000  # readings held in memory while the spool cannot be written (≈ 30 MB)
 MAX_HELD = 500_000  # readings waiting for a trusted clock; beyond, the oldest go out flagged clock_unsynced
+HELD_ROW_BYTES = 200
 CLOCK_CORRECTED, CLOCK_UNSYNCED = "clock_corrected", "clock_unsynced"
 
 
@@ -134,8 +146,8 @@ class Gateway:
         self.clock_released = Counter()  # flag -> readings re-timed (clock_corrected) or estimated
         self.gw_topic = contract.gateway_status_topic(site.commune, gateway_id)
         self.link = Link(opts.brokers, f"vw-edge-{site.commune}-{gateway_id}"[:64], self.gw_topic,
-                         contract.encode_json({"online": False, "ts": int(time.time() * 1000), "gw": gateway_id,
-                                               "reason": contract.STATUS_REASON_LWT}),
+                         encode_status(GatewayStatus(online=False, ts=int(time.time() * 1000), gw=gateway_id,
+                                                     reason=contract.STATUS_REASON_LWT)),
                          window=opts.window, ca_file=opts.ca_file, cert_file=opts.cert_file,
                          key_file=opts.key_file, reconnect_max_s=opts.reconnect_max_s, console=self.console)
         self.started = self.guard.monotonic()
@@ -146,6 +158,7 @@ class Gateway:
         self.last_spool_error: str | None = None
         self.memory_drops = 0
         self.wake: asyncio.Event | None = None
+        self.stopping = False
         # publishing state (event-loop thread only)
         self.inflight: dict[int, int] = {}  # mid -> spool row id
         self.backlog_mids: set[int] = set()
@@ -170,7 +183,8 @@ class Gateway:
         wanted = {m: v for m, v in metrics.items() if m in st.metrics}
         if station_id not in self.last_reading:
             self.console.say(f"first:{station_id}", first_reading(station_id, wanted), logging.INFO)
-        self.last_reading[station_id] = ts_ms
+        # station status ("online", last_reading_ts) on the best time we have, not on 1970
+        self.last_reading[station_id] = ts_ms if self.guard.trusted else self.now_ms()
         for ts, values, fl in self.processors[station_id].process(ts_ms, wanted, flags):
             self._queue(st, src, ts, values, fl)
 
@@ -219,7 +233,7 @@ class Gateway:
             self._say_clock()
             if trusted:
                 self._release_held()
-                self.spool.append([self._retimed(r, mono) if not trusted else r for r, mono, trusted in batch])
+                self.spool.append([r if was_trusted else self._retimed(r, mono) for r, mono, was_trusted in batch])
             else:
                 # not published with a made-up time: kept with their monotonic time until the clock is
                 # trusted (docs/edge.md, "Clock policy")
@@ -291,8 +305,12 @@ class Gateway:
         """Clock still not trusted: readings held longer than clock_hold_max_s (or beyond MAX_HELD)
         go out with the best estimate, flagged clock_unsynced — never silently, never dropped."""
         cutoff = self.guard.monotonic() - self.opts.clock_hold_max_s
-        moved = self.spool.release(self._timing_estimate, self.boot, mono_before=cutoff)
-        excess = self.spool.held_depth - MAX_HELD
+        oldest = self.spool.held_oldest()
+        moved = 0
+        if oldest is not None and (oldest[0] < cutoff or oldest[1] != self.boot):  # cheap test first
+            moved = self.spool.release(self._timing_estimate, self.boot, mono_before=cutoff)
+        # bounded like the queue: a held reading costs about HELD_ROW_BYTES of the spool's budget
+        excess = self.spool.held_depth - min(MAX_HELD, self.spool.budget_bytes // HELD_ROW_BYTES)
         if excess > 0:
             moved += self.spool.release(self._timing_estimate, self.boot, limit=excess)
         if moved:
@@ -373,7 +391,7 @@ class Gateway:
 
     async def _publisher(self) -> None:
         last = time.monotonic()
-        while True:
+        while not self.stopping:  # belt and braces: a swallowed cancellation still ends the loop
             busy = self.inflight or self.backlog
             # not asyncio.wait_for: it can swallow the cancel that stops this loop (villagewatch/aio.py)
             await wait_event(self.wake, 0.02 if busy else 0.25)
@@ -395,42 +413,45 @@ class Gateway:
         return self.guard.wall_ms() if self.guard.trusted else self.guard.best_estimate_ms(self.guard.monotonic())
 
     def status(self) -> dict[str, Any]:
+        return status_dict(self.status_struct())
+
+    def status_struct(self) -> GatewayStatus:
         now_ms = self.now_ms()
         oldest = self.spool.oldest_ts()
         link = self.link
-        return {
-            "online": True, "ts": now_ms, "gw": self.gw,
-            "uptime_s": round(self.guard.monotonic() - self.started, 1),
-            "clock": {**self.guard.status(), "held": self.spool.held_depth,
-                      "released": dict(self.clock_released)},
-            "queue": {
-                "depth": self.spool.depth, "bytes": self.spool.bytes, "budget_bytes": self.spool.budget_bytes,
-                "oldest_ts": oldest, "oldest_age_s": round((now_ms - oldest) / 1000, 1) if oldest else 0,
-                "inflight": len(self.inflight), "replaying": bool(self.backlog),
-                "drops": self.spool.total_drops, "drops_by_station": dict(self.spool.drops),
-                "write_errors": self.spool_errors, "last_write_error": self.last_spool_error,
-                "salvage": self.spool.salvage,
-                "storage": self.spool.storage, "storage_error": self.spool.storage_reason,
-                "pending_in_memory": len(self.pending), "memory_drops": self.memory_drops,
-            },
-            "published": self.published, "replayed": self.replayed,
-            "link": {"state": "connected" if link.connected.is_set() else "disconnected",
-                     "broker": link.broker.redacted(), "since_ts": int(link.state_since * 1000),
-                     "connects": link.connects, "disconnects": link.disconnects, "last_error": link.last_error},
-            "sources": {s.name: {"type": s.type_name, "stations": [b.station.id for b in s.bound],
-                                 "readings": s.readings, "errors": dict(s.errors), "last_error": s.last_error}
-                        for s in self.sources},
+        salvage = self.spool.salvage
+        return GatewayStatus(
+            online=True, ts=now_ms, gw=self.gw, uptime_s=round(self.guard.monotonic() - self.started, 1),
+            clock=ClockStatus(**self.guard.status(), held=self.spool.held_depth,
+                              released=dict(self.clock_released)),
+            queue=QueueStatus(
+                depth=self.spool.depth, bytes=self.spool.bytes, budget_bytes=self.spool.budget_bytes,
+                oldest_ts=oldest, oldest_age_s=round((now_ms - oldest) / 1000, 1) if oldest else 0,
+                inflight=len(self.inflight), replaying=bool(self.backlog),
+                drops=self.spool.total_drops, drops_by_station=dict(self.spool.drops),
+                write_errors=self.spool_errors, last_write_error=self.last_spool_error,
+                salvage=SpoolSalvage(**salvage) if salvage else None,
+                storage=self.spool.storage, storage_error=self.spool.storage_reason,
+                pending_in_memory=len(self.pending), memory_drops=self.memory_drops),
+            published=self.published, replayed=self.replayed,
+            link=LinkStatus(
+                state="connected" if link.connected.is_set() else "disconnected",
+                broker=link.broker.redacted(), since_ts=int(link.state_since * 1000),
+                connects=link.connects, disconnects=link.disconnects, last_error=link.last_error),
+            sources={s.name: SourceStatus(type=s.type_name, stations=[b.station.id for b in s.bound],
+                                          readings=s.readings, errors=dict(s.errors), last_error=s.last_error)
+                     for s in self.sources},
             **health.platform_health(self.opts.data_dir),
-        }
+        )
 
-    def _station_statuses(self) -> dict[str, dict[str, Any]]:
+    def _station_statuses(self) -> dict[str, StationStatus]:
         now_ms = self.now_ms()
         out = {}
         for sid, st in self.stations.items():
             last = self.last_reading.get(sid)
             grace_ms = 3 * st.interval_s * 1000 / self.opts.speed + 5000
-            out[sid] = {"online": bool(last and now_ms - last <= grace_ms), "ts": now_ms, "gw": self.gw,
-                        "last_reading_ts": last, "errors": dict(self.station_errors[sid])}
+            out[sid] = StationStatus(online=bool(last and now_ms - last <= grace_ms), ts=now_ms, gw=self.gw,
+                                            last_reading_ts=last, errors=dict(self.station_errors[sid]))
         return out
 
     def _publish_status(self, force_stations: bool = True) -> None:
@@ -441,10 +462,10 @@ class Gateway:
         self._status_generation = self.link.generation
         self.link.publish(self.gw_topic, contract.encode_json(body), retain=True)
         for sid, st_body in self._station_statuses().items():
-            if force_stations or self.station_online.get(sid) != st_body["online"]:
-                self.station_online[sid] = st_body["online"]
+            if force_stations or self.station_online.get(sid) != st_body.online:
+                self.station_online[sid] = st_body.online
                 self.link.publish(contract.station_status_topic(self.site.commune, sid),
-                                  contract.encode_json(st_body), retain=True)
+                                  encode_status(st_body), retain=True)
 
     def _write_status_file(self, body: dict[str, Any]) -> None:
         if self.spool.storage != "disk":
@@ -474,6 +495,7 @@ class Gateway:
                 if t is not stopper and t.exception():
                     raise t.exception()
         finally:
+            self.stopping = True
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -488,11 +510,17 @@ class Gateway:
                 self._queue(self.stations[sid], self.source_of[sid], *closed)
         if self.pending:
             self._flush()
-        # give in-flight messages a moment to be acknowledged; what is not stays in the spool
+        # a moment to publish what the last ticks spooled and to collect PUBACKs; what is not
+        # acknowledged by then stays in the spool for the next start
         deadline = time.monotonic() + drain_s
-        while self.inflight and self.link.connected.is_set() and time.monotonic() < deadline:
-            await asyncio.sleep(0.02)
+        last = time.monotonic()
+        while ((self.inflight or self.spool.depth) and self.link.connected.is_set()
+               and time.monotonic() < deadline):
             self._take_acks()
+            now = time.monotonic()
+            self._fill_window(now - last)
+            last = now
+            await asyncio.sleep(0.02)
         self._take_acks()
         now_ms = self.now_ms()
         if self.link.connected.is_set():

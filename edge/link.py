@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import collections
 import logging
-import ssl
 import threading
 import time
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
 from edge.console import Console, connect_failed, reason
 from villagewatch.config import MqttUrl
+from villagewatch.errors import ConfigUserError
+from villagewatch.mqtt import MqttOptions, paho_client
 
 log = logging.getLogger("edge.link")
 
@@ -32,10 +30,10 @@ class Link:
                  keepalive: int = 30, console: Console | None = None):
         if not brokers:
             raise ValueError("at least one broker URL is needed")
-        if len({b.tls for b in brokers}) > 1:
-            # one paho client has one TLS setting for all its connections
-            raise ValueError("the brokers of a failover list must all be mqtt:// or all mqtts:// "
-                             f"({', '.join(b.redacted() for b in brokers)})")
+        try:
+            self.options = MqttOptions(tuple(brokers), client_id, ca_file, cert_file, key_file)
+        except ConfigUserError as exc:
+            raise ValueError(str(exc)) from exc
         self.brokers = brokers
         self.current = 0
         self.failover_after = failover_after
@@ -54,20 +52,11 @@ class Link:
         self.reconnect_min_s, self.reconnect_max_s = 1, reconnect_max_s
         self._failure: BaseException | None = None
 
-        c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id=client_id,
-                        clean_session=True, protocol=mqtt.MQTTv311)
+        c = paho_client(self.options, clean_session=True)  # TLS, client certificate, credentials
         c.max_inflight_messages_set(window)
         c.max_queued_messages_set(0)
         c.reconnect_delay_set(1, reconnect_max_s)
         c.will_set(will_topic, will_payload, qos=1, retain=True)
-        first = brokers[0]
-        if any(b.tls for b in brokers) or ca_file:
-            ctx = ssl.create_default_context(cafile=ca_file) if ca_file else ssl.create_default_context()
-            if cert_file:
-                ctx.load_cert_chain(cert_file, key_file)
-            c.tls_set_context(ctx)
-        if first.username:
-            c.username_pw_set(first.username, first.password)
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_connect_fail = self._on_connect_fail

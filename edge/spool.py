@@ -300,6 +300,11 @@ class Spool:
             raise
         self.held_depth += len(rows)
 
+    def held_oldest(self) -> tuple[float, str] | None:
+        """(mono, boot) of the oldest held reading: O(1) on the primary key."""
+        row = self.db.execute("SELECT mono, boot FROM held ORDER BY id LIMIT 1").fetchone()
+        return (row[0], row[1]) if row else None
+
     def held_last_mono(self, boot: str) -> float | None:
         row = self.db.execute("SELECT MAX(mono) FROM held WHERE boot = ?", (boot,)).fetchone()
         return row[0] if row else None

@@ -44,6 +44,7 @@ from villagewatch import contract
 from villagewatch.aio import wait_event
 from villagewatch.config import Settings
 from villagewatch.errors import UserError
+from villagewatch.mqtt import MqttOptions, gmqtt_ssl
 
 log = logging.getLogger("villagewatch.ingest.mqtt")
 
@@ -134,12 +135,7 @@ class MqttConsumer:
         self._subscribed_once = False
 
     def _ssl(self) -> ssl.SSLContext | bool:
-        if not self.url.tls:
-            return False
-        ctx = ssl.create_default_context(cafile=self.settings.mqtt_ca_file)
-        if self.settings.mqtt_cert_file:
-            ctx.load_cert_chain(self.settings.mqtt_cert_file, self.settings.mqtt_key_file)
-        return ctx
+        return gmqtt_ssl(MqttOptions.from_settings(self.settings, self.settings.ingest_client_id))
 
     async def start(self, stop: asyncio.Event) -> None:
         """Connect (retrying until the broker answers or ``stop`` is set) and subscribe."""

@@ -22,7 +22,7 @@ from typing import Any
 from ingest.metrics import IngestMetrics
 from ingest.stores import DeadLetterStore, WriteSpool
 from ingest.writer import WriteError
-from villagewatch import contract, lineproto
+from villagewatch import contract, lineproto, status, storage
 from villagewatch.sites import SiteIndex
 
 log = logging.getLogger("villagewatch.ingest")
@@ -56,34 +56,21 @@ class Batch:
 
 
 def status_line(info: contract.TopicInfo, body: dict[str, Any]) -> str:
-    """Status payload → point. Numbers are stored as floats (a field's type must never change)."""
-    fields: dict[str, object] = {}
-    for key, value in body.items():
-        if key == "ts":
-            continue
-        if isinstance(value, dict):  # one level of nesting, e.g. errors: {modbus: 3}
-            for sub, v in value.items():
-                _status_field(fields, f"{key}_{sub}", v)
-        else:
-            _status_field(fields, key, value)
+    """Status payload → point; storage.status_fields is the rule (nested objects flattened).
+
+    Raises ValueError naming the field when a field of the contract (villagewatch/status.py) has
+    the wrong type: stored, it would change the type of its InfluxDB field and be refused later."""
+    (status.as_gateway if info.kind == "gateway_status" else status.as_station)(body)
+    fields = storage.status_fields(body)
     if info.kind == "gateway_status":
-        tags = {"commune": info.commune, "gateway": info.gateway or ""}
-        measurement = contract.MEASUREMENT_GATEWAY_STATUS
+        gw = storage.GatewayStatus
+        tags = {gw.COMMUNE: info.commune, gw.GATEWAY: info.gateway or ""}
+        measurement = gw.MEASUREMENT
     else:
-        tags = {"commune": info.commune, "station": info.station or ""}
-        measurement = contract.MEASUREMENT_STATION_STATUS
+        st = storage.StationStatus
+        tags = {st.COMMUNE: info.commune, st.STATION: info.station or ""}
+        measurement = st.MEASUREMENT
     return lineproto.line(measurement, tags, fields, body["ts"])
-
-
-def _status_field(fields: dict[str, object], key: str, value: object) -> None:
-    if not contract.valid_id(key.lower().replace(".", "_")[:64] or "x"):
-        return
-    if isinstance(value, bool):
-        fields[key] = value
-    elif isinstance(value, (int, float)) and value == value and abs(value) != float("inf"):
-        fields[key] = float(value)
-    elif isinstance(value, str):
-        fields[key] = value[:256]
 
 
 class Pipeline:

@@ -19,13 +19,13 @@ from ingest.metrics import IngestMetrics
 from ingest.pipeline import Pipeline
 from ingest.stores import DeadLetterStore, WriteSpool
 from ingest.writer import make_writer
-from villagewatch import lineproto
+from villagewatch import lineproto, storage
 from villagewatch.config import Settings
 from villagewatch.sites import SiteIndex, load_sites
 
 log = logging.getLogger("villagewatch.ingest")
 
-STATS_MEASUREMENT = "ingest_stats"
+STATS_MEASUREMENT = storage.IngestStats.MEASUREMENT
 STATS_INTERVAL_S = 10.0
 
 
@@ -111,11 +111,11 @@ class IngestService:
         instance = f"{socket.gethostname()}:{self.settings.ingest_client_id}"
         while True:
             await asyncio.sleep(STATS_INTERVAL_S)
-            m = self.metrics
-            fields = {"received": float(m.received), "written": float(m.written),
-                      "rejected": float(sum(m.rejected.values())), "spool_batches": float(self.spool.batches),
-                      "inflight": float(m.inflight)}
-            line = lineproto.line(STATS_MEASUREMENT, {"instance": instance}, fields, int(time.time() * 1000))
+            m, s = self.metrics, storage.IngestStats
+            fields = {s.RECEIVED: float(m.received), s.WRITTEN: float(m.written),
+                      s.REJECTED: float(sum(m.rejected.values())), s.SPOOL_BATCHES: float(self.spool.batches),
+                      s.INFLIGHT: float(m.inflight)}
+            line = lineproto.line(s.MEASUREMENT, {s.INSTANCE: instance}, fields, int(time.time() * 1000))
             with contextlib.suppress(Exception):  # self-metrics are best effort, never readings
                 await self.writer.write(line.encode())
 

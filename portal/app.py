@@ -32,13 +32,15 @@ from portal.feedback import (
     validate,
 )
 from portal.signin_web import AUTH_KEY, SignIn, add_routes, csrf_cookie_middleware, template_context
-from reports.influx import InfluxError, InfluxReader, quote_ident, quote_tag
 from rules.rulepack import RuleSet
 from villagewatch import contract
 from villagewatch.aio import get_or_timeout
 from villagewatch.config import Settings
+from villagewatch.influx import InfluxError, InfluxReader, quote_ident, quote_tag
+from villagewatch.mqtt import MqttOptions, paho_client
 from villagewatch.signin import CSRF_COOKIE, Account, check_csrf, same_origin
 from villagewatch.sites import Site, Station
+from villagewatch.storage import Telemetry as T
 from villagewatch.textfmt import quantity
 
 log = logging.getLogger(__name__)
@@ -154,8 +156,8 @@ class Portal:
 
     def series(self, st: Station, metric: str, start_ms: int, end_ms: int) -> list[list]:
         span = max(1, end_ms - start_ms)
-        base = (f"FROM {contract.MEASUREMENT_TELEMETRY} WHERE commune = {quote_tag(st.commune)} "
-                f"AND station = {quote_tag(st.id)} AND time >= {start_ms}ms AND time <= {end_ms}ms")
+        base = (f"FROM {quote_ident(T.MEASUREMENT)} WHERE {quote_ident(T.COMMUNE)} = {quote_tag(st.commune)} "
+                f"AND {quote_ident(T.STATION)} = {quote_tag(st.id)} AND time >= {start_ms}ms AND time <= {end_ms}ms")
         count_rows = self.influx.query(f"SELECT count({quote_ident(metric)}) {base}")
         count = count_rows[0].values[0][1] if count_rows else 0
         if count <= MAX_SERIES_POINTS:
@@ -179,8 +181,8 @@ class Portal:
         start_ms = int(today.timestamp() * 1000) - (days - 1) * 86_400_000
         fields = ", ".join(f"mean({quote_ident(m)}) AS {quote_ident('mean_' + m)}, "
                            f"count({quote_ident(m)}) AS {quote_ident('count_' + m)}" for m in st.metrics)
-        q = (f"SELECT {fields} FROM {contract.MEASUREMENT_TELEMETRY} "
-             f"WHERE commune = {quote_tag(st.commune)} AND station = {quote_tag(st.id)} "
+        q = (f"SELECT {fields} FROM {quote_ident(T.MEASUREMENT)} "
+             f"WHERE {quote_ident(T.COMMUNE)} = {quote_tag(st.commune)} AND {quote_ident(T.STATION)} = {quote_tag(st.id)} "
              f"AND time >= {start_ms}ms AND time <= {now_ms}ms "
              f"GROUP BY time(1d) fill(none) tz({quote_tag(tz_name)})")
         rows = []
@@ -198,12 +200,9 @@ class Portal:
 
     # ------------------------------------------------------------------ MQTT → SSE
     def start_mqtt(self) -> None:
-        url = self.settings.mqtt
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"villagewatch-portal-{id(self)}")
-        if url.username:
-            c.username_pw_set(url.username, url.password)
-        if url.tls:
-            c.tls_set(ca_certs=self.settings.mqtt_ca_file)
+        opts = MqttOptions.from_settings(self.settings, f"villagewatch-portal-{id(self)}")
+        url = opts.broker
+        c = paho_client(opts)  # CA, client certificate, auth: villagewatch/mqtt.py
         c.reconnect_delay_set(1, 10)
         c.on_connect = lambda cl, *_a: cl.subscribe([(contract.TELEMETRY_SUBSCRIPTION, 0),
                                                      (contract.ALERTS_SUBSCRIPTION, 0)])

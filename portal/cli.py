@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Cổng thông tin xã: bản đồ trạm, số liệu trực tiếp, phản ánh của người dân.")
     p.add_argument("--config", help="service settings YAML (VW_* environment variables override)")
     p.add_argument("--port", type=int, help=f"HTTP port (default: VW_PORTAL_PORT or {DEFAULT_PORT})")
-    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--host", default="127.0.0.1", help="địa chỉ lắng nghe / address to listen on (default 127.0.0.1)")
     p.set_defaults(func=_run, _parser=p)
     a = sub.add_parser("portal-account", help="sign-in accounts of the portal and inspector page",
                        description="Tài khoản cán bộ (operator, inspector, admin) — one store for every web page.")
@@ -100,9 +100,9 @@ def _run(args: argparse.Namespace) -> int:
     from portal.app import Portal, build_app
     from portal.feedback import FeedbackStore
     from portal.signin_web import SignIn
-    from reports.influx import InfluxReader
     from rules.rulepack import load_rule_packs
     from villagewatch.config import load_settings
+    from villagewatch.influx import InfluxReader
     from villagewatch.signin import AuthStore, auth_db_path
     from villagewatch.sites import load_sites
 

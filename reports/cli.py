@@ -10,6 +10,10 @@ import time
 from villagewatch.config import load_settings
 from villagewatch.progress import Progress
 
+# A month without a single reading still gets a report (saying so on page 1), but the command exits
+# with this status so a scheduled job notices (docs/reports.md). 2 = user error, 1 = bug.
+EXIT_EMPTY_MONTH = 3
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -65,9 +69,12 @@ def run(args: argparse.Namespace) -> int:
         except InfluxError as exc:
             raise UserError(str(exc), hint="is InfluxDB running? `villagewatch stack up`, or set VW_INFLUX_URL") from exc
         outputs = write_report(report, args.out, args.lang, progress)
-    if not any(r for r, _ in report.station_totals.values()):
-        print(f"cảnh báo / warning: không có số liệu nào của xã {site.commune} trong tháng {month.label} "
-              f"/ no readings at all for this month in database {settings.influx_db!r}", file=sys.stderr)
     print(f"PDF : {outputs.pdf}\nHTML: {outputs.html}\nCSV : {', '.join(str(p) for p in outputs.csv)}")
     print(f"({time.monotonic() - started:.1f} s, {report.queries} InfluxQL queries)", file=sys.stderr)
+    if report.empty:
+        print(f"KHÔNG CÓ SỐ LIỆU: {site.name_vi} không có số đo nào trong tháng {month.label} (cơ sở dữ liệu "
+              f"{settings.influx_db!r}); báo cáo chỉ ghi nhận điều đó, không kết luận đạt hay không đạt.\n"
+              f"NO DATA: not one reading for {site.commune} in {month.label} in database {settings.influx_db!r}; "
+              f"the report says so and judges nothing (exit status {EXIT_EMPTY_MONTH}).", file=sys.stderr)
+        return EXIT_EMPTY_MONTH
     return 0

@@ -115,10 +115,3 @@ def completeness_pct(received: float, expected: float) -> float | None:
     if expected <= 0:
         return None
     return min(100.0, 100.0 * received / expected)
-
-
-def days_at_or_above(day_max: np.ndarray, levels: list[float]) -> list[int]:
-    """For each level, the number of days whose maximum reached it (alarm levels are ≥)."""
-    day_max = np.asarray(day_max, dtype=float)
-    with np.errstate(invalid="ignore"):
-        return [int(np.sum(day_max >= level)) for level in levels]

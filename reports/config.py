@@ -17,6 +17,9 @@ SCHEMA = Map([
     Key("episode_merge_minutes", Num(0, 24 * 60)),
     Key("waste_full_pct", Num(0, 100)),
     Key("aqi_kinds", ListOf(OneOf(*STATION_KINDS))),
+    Key("day_min_hours", Num(1, 24, integer=True), doc="hours with readings for a day to be judged met"),
+    Key("day_min_windows_pct", Num(0, 100), doc="valid windows (% of the day's) for a day to be judged met"),
+    Key("month_min_days_pct", Num(0, 100), doc="days met (% of days in force) for the month to be met"),
     Key("plot_skip_metrics", ListOf(OneOf(*METRICS)), required=False, default=list),
 ], name="report settings")
 

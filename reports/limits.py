@@ -7,7 +7,11 @@ which side, which averaging window, which regulation. No limit value is written 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from villagewatch.textfmt import number, with_unit
 
 
 @dataclass(frozen=True)
@@ -29,22 +33,61 @@ class Limit:
     duration_s: float = 0  # the alert rule wants the condition held this long
     unverified_note: str = ""
     pack: str = ""
+    # the rule pack's comparison, read as written: "above" (>), "at_or_above" (≥), "below" (<),
+    # "at_or_below" (≤); "band" = outside [lo, hi] (strictly below lo or strictly above hi)
+    op: str = "band"
+    hysteresis: float = 0.0
+    valid_from: dt.date | None = None
+    valid_until: dt.date | None = None
+    unit: str = ""
+    rule: Any = field(default=None, hash=False, compare=False)  # the rules.rulepack.Rule it came from
+    variant: str | None = None  # e.g. gauge "cao-lanh", noise area "special": shown by its name
+
+    @property
+    def hi_inclusive(self) -> bool:
+        """The limit is reached *at* hi (alarm levels: "at or above")."""
+        return self.op == "at_or_above"
+
+    @property
+    def lo_inclusive(self) -> bool:
+        return self.op == "at_or_below"
+
+    def violated(self, value: float) -> bool:
+        if self.hi is not None and (value > self.hi or (self.hi_inclusive and value == self.hi)):
+            return True
+        return self.lo is not None and (value < self.lo or (self.lo_inclusive and value == self.lo))
+
+    def in_force(self, day: dt.date) -> bool:
+        return (self.valid_from is None or day >= self.valid_from) and (
+            self.valid_until is None or day < self.valid_until)
 
     def column_text(self, lang: str) -> str:
-        return pick_lang(self.column, lang)
+        from reports.texts import VARIANT_LABELS, variant_label
+        text = pick_lang(self.column, lang)
+        if self.variant in VARIANT_LABELS:
+            text = text.replace(self.variant, variant_label(self.variant, lang))
+        return text
 
     def averaging_text(self, lang: str) -> str:
         return pick_lang(self.averaging, lang)
 
-    def describe(self) -> str:
-        """The limit as an inequality, e.g. "≤ 50", "≥ 3", "6–8.5"."""
+    def describe(self, lang: str = "vi", unit: bool = True) -> str:
+        """What is allowed, with the unit: "≤ 50 µg/m³", "≥ 3 mg/L", "6–8,5", "< 1,9 m" (alarm at ≥)."""
+        u = self.unit if unit else ""
         if self.lo is not None and self.hi is not None:
-            return f"{_num(self.lo)}–{_num(self.hi)}"
+            return with_unit(f"{number(self.lo, 3, lang)}–{number(self.hi, 3, lang)}", u)
         if self.hi is not None:
-            return f"≤ {_num(self.hi)}"
+            return ("< " if self.hi_inclusive else "≤ ") + with_unit(number(self.hi, 3, lang), u)
         if self.lo is not None:
-            return f"≥ {_num(self.lo)}"
+            return ("> " if self.lo_inclusive else "≥ ") + with_unit(number(self.lo, 3, lang), u)
         return "—"
+
+    @property
+    def bound(self) -> float | None:
+        """The single bound of a one-sided limit (None for a band)."""
+        if self.lo is not None and self.hi is not None:
+            return None
+        return self.hi if self.hi is not None else self.lo
 
     def applies_at(self, minute_of_day: int) -> bool:
         if self.hours is None:
@@ -66,10 +109,6 @@ def pick_lang(text: str, lang: str) -> str:
     return vi if lang == "vi" else en
 
 
-def _num(x: float) -> str:
-    return f"{x:g}"
-
-
 @dataclass(frozen=True)
 class PackVersion:
     """A rule pack and the regulation version it encodes, printed on the report's first page."""
@@ -80,3 +119,11 @@ class PackVersion:
     title_en: str
     source: str
     digest: str  # first 12 hex digits of the pack file's SHA-256: which edition of the data was used
+    valid_from: dt.date | None = None
+    valid_until: dt.date | None = None
+    replaced_by: str = ""
+    has_unverified: bool = False
+
+    def in_force_on(self, day: dt.date) -> bool:
+        return (self.valid_from is None or day >= self.valid_from) and (
+            self.valid_until is None or day < self.valid_until)

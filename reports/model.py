@@ -28,6 +28,14 @@ class Row:
     within_pct: float | None = None
     episodes: list[Episode] = field(default_factory=list)
     outside_s: float = 0.0  # time outside the limit: violating readings or windows × their length
+    excluded: int = 0  # readings flagged as sensor faults: not evidence, counted and shown
+    days: list[str] = field(default_factory=list)  # reports.judge outcome per local day
+    verdict: str = "na"  # the month: reports.judge OK / FAIL / NODATA / NA
+    peak: float | None = None  # worst valid value (or window mean) beyond the limit
+    rolling_fail_days: int | None = None  # 24 h limits: days the engine's rolling mean broke it
+
+    def count(self, outcome: str) -> int:
+        return sum(1 for d in self.days if d == outcome)
 
 
 @dataclass
@@ -47,6 +55,7 @@ class FloodSummary:
     max_day: date | None
     daily_max: np.ndarray  # highest level held for hold_s, per local day
     hold_s: int = 0
+    excluded: int = 0
 
 
 @dataclass
@@ -56,6 +65,7 @@ class WasteSummary:
     episodes: list[Episode]
     readings_above: int
     readings: int
+    excluded: int = 0
 
     @property
     def hours_above(self) -> float:
@@ -86,6 +96,15 @@ class Report:
     settings: dict
     queries: int = 0
     end_ms: int = 0  # end of the data considered (month end, or "now" for the running month)
+    excluded: dict[str, dict[str, int]] = field(default_factory=dict)  # station -> metric -> faulty readings
+
+    @property
+    def empty(self) -> bool:
+        """Not one reading in the month: nothing can be judged, and page 1 says so."""
+        return not any(r for r, _ in self.station_totals.values())
+
+    def excluded_total(self) -> int:
+        return sum(sum(m.values()) for m in self.excluded.values())
 
     def rows_of(self, station_id: str) -> list[Row]:
         return [r for r in self.rows if r.station.id == station_id]

@@ -17,16 +17,23 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.ticker import FuncFormatter  # noqa: E402
 
 from reports.model import Report  # noqa: E402
 from reports.texts import kind_label, metric_label, metric_unit, t  # noqa: E402
 from rules.aqi import BANDS, band  # noqa: E402
+from villagewatch.textfmt import number  # noqa: E402
 
 plt.rcParams.update({"font.family": "DejaVu Sans", "font.size": 8, "axes.titlesize": 9,
                      "figure.dpi": 100, "savefig.dpi": 110})
 
 A4_PORTRAIT = (8.27, 11.69)
 LIMIT_COLOURS = ("#c0392b", "#e67e22", "#8e44ad", "#16a085")
+
+
+def _axis_numbers(ax, lang: str) -> None:
+    """Tick labels with the reader's decimal sign (decimal comma in Vietnamese)."""
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda x, _pos: number(x, 3, lang)))
 
 
 def _local_dates(report: Report, starts_ms: np.ndarray) -> list[datetime]:
@@ -64,7 +71,7 @@ def timeseries_figure(report: Report, station_id: str, lang: str) -> Figure:
         for i, row in enumerate(r for r in report.rows_of(station_id) if r.metric == metric and r.limit):
             lim = row.limit
             colour = LIMIT_COLOURS[i % len(LIMIT_COLOURS)]
-            label = f"{lim.describe()} — {lim.regulation.split(' / ')[0]} ({lim.averaging_text(lang)}"
+            label = f"{lim.describe(lang)}{'*' if lim.unverified else ''} — {lim.regulation.split(' / ')[0]} ({lim.averaging_text(lang)}"
             label += f", {lim.hours_text()})" if lim.hours else ")"
             for value in (lim.lo, lim.hi):
                 if value is not None:
@@ -73,6 +80,7 @@ def timeseries_figure(report: Report, station_id: str, lang: str) -> Figure:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(loc="upper right", fontsize=6, framealpha=0.8)
         ax.grid(alpha=0.3)
+        _axis_numbers(ax, lang)
         ax.set_xlim(month_start, month_end)
     axes[-1].xaxis.set_major_formatter(mdates.DateFormatter("%d/%m"))
     axes[-1].xaxis.set_major_locator(mdates.DayLocator(interval=3))
@@ -134,7 +142,7 @@ def completeness_figure(report: Report, lang: str) -> Figure:
         for j in range(matrix.shape[1]):
             v = matrix[i, j]
             if not np.isnan(v) and v < 99.5:
-                ax.text(j, i, f"{v:.0f}", ha="center", va="center", fontsize=5,
+                ax.text(j, i, number(v, 0, lang), ha="center", va="center", fontsize=5,
                         color="white" if v < 50 else "black")
     fig.colorbar(image, ax=ax, fraction=0.025, pad=0.01)
     fig.tight_layout()
@@ -151,7 +159,7 @@ def flood_figure(report: Report, lang: str) -> Figure | None:
         ax.bar(days, f.daily_max, color="#4292c6", width=0.8)
         for i, lim in enumerate(f.levels):
             ax.axhline(lim.hi, color=LIMIT_COLOURS[i % len(LIMIT_COLOURS)], linestyle="--", linewidth=1,
-                       label=f"{lim.column_text(lang)}: {lim.hi:g} m")
+                       label=f"{lim.column_text(lang)}: {number(lim.hi, 2, lang)} m")
         held = t("level_held", lang, minutes=f"{f.hold_s / 60:g}")
         ax.set_title(f"{t('flood', lang)} — {f.station.name(lang)}\n{held}", loc="left")
         finite = f.daily_max[~np.isnan(f.daily_max)]
@@ -161,5 +169,6 @@ def flood_figure(report: Report, lang: str) -> Figure | None:
         ax.xaxis.set_major_formatter(mdates.DateFormatter("%d/%m"))
         ax.legend(fontsize=6, loc="upper left")
         ax.grid(alpha=0.3)
+        _axis_numbers(ax, lang)
     fig.tight_layout()
     return fig

@@ -15,7 +15,7 @@ from reports import plots, tables, write_html  # noqa: E402
 from reports.model import Report  # noqa: E402
 from reports.texts import t  # noqa: E402
 from reports.write_csv import write_csv  # noqa: E402
-from reports.write_pdf import cover_page, table_pages, title_text  # noqa: E402
+from reports.write_pdf import appendix_page, cover_page, table_pages, title_text  # noqa: E402
 from villagewatch.progress import Progress  # noqa: E402
 
 
@@ -52,7 +52,7 @@ def write_report(report: Report, out_dir: str | Path, lang: str = "vi", progress
 
         page(cover_page(report, lang))
         for fig in table_pages(t("per_station", lang), tables.results_table(report, lang),
-                               [14, 8, 11, 5, 11, 6, 14, 9, 6, 5, 5, 5, 5, 5, 4, 5, 5], rows_per_page=42):
+                               [17, 12, 10, 16, 6, 6, 9, 9, 8], rows_per_page=42):
             page(fig)
         progress.advance(note="tables")
         if report.aqi:
@@ -63,10 +63,11 @@ def write_report(report: Report, out_dir: str | Path, lang: str = "vi", progress
         if report.waste or report.flood:
             extra = []
             if report.flood:
-                extra += table_pages(t("flood", lang), tables.flood_table(report, lang), [16, 6, 6, 6, 6, 6],
+                n = len(tables.flood_table(report, lang)[0])
+                extra += table_pages(t("flood", lang), tables.flood_table(report, lang), [16, 8, 8] + [8] * (n - 3),
                                      rows_per_page=10, landscape=False)
             if report.waste:
-                extra += table_pages(t("waste", lang), tables.waste_table(report, lang), [16, 6, 6, 6, 6],
+                extra += table_pages(t("waste", lang), tables.waste_table(report, lang), [16, 6, 6, 6, 6, 6],
                                      rows_per_page=10, landscape=False)
             for fig in extra:
                 page(fig)
@@ -81,6 +82,7 @@ def write_report(report: Report, out_dir: str | Path, lang: str = "vi", progress
             st = report.site.stations[station_id]
             page(plots.timeseries_figure(report, station_id, lang), st.name(lang))
             progress.advance(note=station_id)
+        page(appendix_page(report, lang))
     html_path = write_html.write_html(report, out_dir / f"{stem}.html", lang, figures_for_html)
     progress.advance(note="HTML")
     csv_paths = write_csv(report, out_dir, stem, lang)

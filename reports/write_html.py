@@ -24,6 +24,7 @@ table{border-collapse:collapse;font-size:.82em;margin:.5em 0;width:100%}
 th,td{border:1px solid #ccc;padding:.25em .4em;text-align:left;vertical-align:top}
 th{background:#eef3f8} tr:nth-child(even) td{background:#fafafa} td.n{text-align:right}
 img{max-width:100%;border:1px solid #eee;margin:.5em 0} .note{color:#555;font-size:.85em}
+.empty{background:#e6e6e6;padding:1em;font-size:1.2em;margin:1em 0} li.nodata{color:#555}
 """
 
 
@@ -58,20 +59,30 @@ def write_html(report: Report, path: Path, lang: str, figures: list[tuple[str, b
              f"<title>{escape(title_text(report, lang))} — {escape(name)}</title><style>{CSS}</style></head><body>",
              f"<h1>{escape(title_text(report, lang))}</h1>",
              f'<p class="sub">{escape(name)}{" — " + escape(site.province) if site.province else ""}</p>',
-             f"<h2>{escape(t('summary', lang))}</h2><ul class='summary'>"]
-    for h in summary.headlines(report, lang):
+             ]
+    if report.empty:
+        month = f"{report.month.month:02d}/{report.month.year}"
+        parts.append(f"<div class='empty'><b>{escape(t('empty_title', lang, month=month))}</b><br>"
+                     f"{escape(t('empty_text', lang))}</div>")
+    parts.append(f"<h2>{escape(t('verdicts', lang))}</h2><ul class='summary'>")
+    lines = summary.headlines(report, lang)
+    for h in lines[1:] if report.empty else lines:
+        parts.append(f'<li class="{h.status}"><span class="dot" style="color:{STATUS_COLOURS[h.status]}">●</span>'
+                     f"{escape(h.text)}</li>")
+    parts.append(f"</ul><h2>{escape(t('actions', lang))}</h2><ol>")
+    for a in summary.actions(report, lang):
+        who = "Người làm" if lang == "vi" else "Who"
+        parts.append(f"<li>{escape(a.what)}<br><i>{who}: {escape(a.who)}</i></li>")
+    parts.append("</ol><ul class='summary'>")
+    for h in summary.data_lines(report, lang):
         parts.append(f'<li><span class="dot" style="color:{STATUS_COLOURS[h.status]}">●</span>{escape(h.text)}</li>')
+    parts.append(f"</ul><h2>{escape(t('in_force', lang))}</h2><ul>")
+    for line in summary.version_lines(report, lang):
+        parts.append(f"<li>{escape(line)}</li>")
     parts.append("</ul>")
-    parts.append(f"<h2>{escape(t('versions', lang))}</h2><ul>")
-    for v in report.versions:
-        title = v.title_vi if lang == "vi" else v.title_en
-        parts.append(f"<li>{escape(pick_lang(v.regulation, lang))} — {escape(title)} "
-                     f"<span class='note'>[{escape(v.pack)}, {escape(v.digest)}; {escape(pick_lang(v.source, lang))}]</span></li>")
-    parts.append("</ul>")
-    if any(r.limit.unverified for r in report.limited_rows()):
-        parts.append(f"<p class='note'>{escape(t('unverified', lang))}</p>")
-    parts.append(f"<p class='note'><b>{escape(t('method', lang))}:</b> "
-                 f"{escape(t('method_text', lang, tz=report.month.timezone))}</p>")
+    note = summary.unverified_used(report, lang)
+    if note:
+        parts.append(f"<p class='note'>{escape(note)}</p>")
     parts.append(f"<h2>{escape(t('per_station', lang))}</h2>{_table(tables.results_table(report, lang))}")
     if report.flood:
         parts.append(f"<h2>{escape(t('flood', lang))}</h2>{_table(tables.flood_table(report, lang))}")
@@ -81,6 +92,18 @@ def write_html(report: Report, path: Path, lang: str, figures: list[tuple[str, b
         data = base64.b64encode(png).decode()
         parts.append(f"<h2>{escape(title)}</h2><img alt=\"{escape(title)}\" src=\"data:image/png;base64,{data}\">")
     parts.append(f"<h2>{escape(t('episode_list', lang))}</h2>{_table(tables.episodes_table(report, lang))}")
+    st = report.settings
+    parts.append(f"<section id='appendix'><h2>{escape(t('appendix', lang))}</h2>"
+                 f"<p class='note'><b>{escape(t('evidence', lang))}:</b> "
+                 f"{escape(t('evidence_text', lang, hours=st['day_min_hours'], win=st['day_min_windows_pct'], month=st['month_min_days_pct']))}</p>"
+                 f"<p class='note'><b>{escape(t('method', lang))}:</b> "
+                 f"{escape(t('method_text', lang, tz=report.month.timezone))}</p><ul class='note'>")
+    for v in report.versions:
+        title = v.title_vi if lang == "vi" else v.title_en
+        parts.append(f"<li>{escape(pick_lang(v.regulation, lang))} — {escape(title)}: "
+                     f"{escape(t('pack_id', lang).lower())} {escape(v.pack)}, SHA-256 {escape(v.digest)}; "
+                     f"{escape(pick_lang(v.source, lang))}</li>")
+    parts.append("</ul></section>")
     generated = report.generated_at.astimezone(report.month.tz).strftime("%d/%m/%Y %H:%M")
     parts.append(f"<p class='note'>{escape(t('generated', lang, at=generated))}</p></body></html>")
     path.write_text("\n".join(parts), encoding="utf-8")

@@ -151,6 +151,8 @@ PACK_SCHEMA = Map([
     Key("source", Str()),
     Key("kinds", ListOf(OneOf(*STATION_KINDS))),
     Key("general", Bool(), required=False, default=False, doc="applies whatever the regulation choice"),
+    Key("replaced_by", Str(), required=False, default="",
+        doc="regulation that replaces this one (its pack sets valid_from); validity: defaults valid_from/valid_until"),
     Key("variant", Map([
         Key("param", Str()),
         Key("default", Str(), required=False),
@@ -194,6 +196,7 @@ class Pack:
     general: bool
     variant: Variant | None
     path: str
+    replaced_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -403,7 +406,8 @@ def load_pack(path: str | Path) -> tuple[Pack, list[RuleTemplate]]:
         raise ctx.child("variant", raw).error(f"names for unknown choice(s) {bad}",
                                               f"choices: {', '.join(variant.choices)}")
     pack = Pack(data["pack"], data["choice"], data["regulation"], data["title_vi"], data["title_en"],
-                data["source"], tuple(data["kinds"]), data["general"], variant, str(path))
+                data["source"], tuple(data["kinds"]), data["general"], variant, str(path),
+                data["replaced_by"])
     defaults = _DEFAULTS(data["defaults"] or {}, ctx.child("defaults", raw)) if data["defaults"] else {}
     defaults = {k: v for k, v in defaults.items() if v is not None}
     templates: list[RuleTemplate] = []
@@ -412,10 +416,9 @@ def load_pack(path: str | Path) -> tuple[Pack, list[RuleTemplate]]:
         rctx = rules_ctx.child(i, raw["rules"])
         if not isinstance(item, dict):
             raise rctx.error("a rule must be a mapping")
-        merged = type(item)({**defaults, **item})
-        # keep the YAML line numbers of the rule for file:line errors
-        setattr(merged, "lines", getattr(item, "lines", {}))  # noqa: B010
-        setattr(merged, "start_line", getattr(item, "start_line", None))  # noqa: B010
+        merged: Any = type(item)({**defaults, **item})
+        merged.lines = getattr(item, "lines", {})
+        merged.start_line = getattr(item, "start_line", None)
         rule = _RULE(merged, rctx)
         _check_rule(rule, pack, rctx.child("id", item))
         templates.append(RuleTemplate(pack, rule, rctx.line))

@@ -19,7 +19,9 @@ NEED=(
   "python3:python3" "git:git" "pgrep:procps" "node:nodejs" "npm:npm"
 )
 if [ "$ACTION" != demo ]; then
-  NEED+=("chromium:chromium" "pdftoppm:poppler-utils" "docker-compose:docker-compose")
+  # victoria-metrics: the second line-protocol engine the InfluxDB client's v2 path is tested on
+  NEED+=("chromium:chromium" "pdftoppm:poppler-utils" "docker-compose:docker-compose"
+         "victoria-metrics:victoria-metrics")
 fi
 missing=()
 for pair in "${NEED[@]}"; do
@@ -81,6 +83,9 @@ case "$ACTION" in
   test)
     log "ruff check"
     .venv/bin/ruff check .
+    log "floors: import contracts (lint-imports) and types (mypy; strict on villagewatch/)"
+    .venv/bin/lint-imports
+    .venv/bin/mypy
     log "pytest"
     exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
     ;;

@@ -266,7 +266,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--duration", type=float, default=30.0, help="seconds to run (30)")
     p.add_argument("--connections", type=int, default=4, help="MQTT connections to spread stations over (4)")
     p.add_argument("--mqtt-url", help="broker URL (default VW_MQTT_URL or mqtt://127.0.0.1:1883)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="hạt giống ngẫu nhiên / random seed (same seed, same readings)")
     p.set_defaults(func=_cli)
 
 

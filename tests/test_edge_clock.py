@@ -36,12 +36,16 @@ class FakeClock:
 
     def __init__(self, shift: float = 0.0, os_synced: bool | None = None):
         self.shift, self.os_synced = shift, os_synced
+        self.elapsed = 0.0  # advance(): time passes faster than real (both clocks, no step)
 
     def wall(self) -> float:
-        return time.time() + self.shift
+        return time.time() + self.shift + self.elapsed
 
     def monotonic(self) -> float:
-        return time.monotonic()
+        return time.monotonic() + self.elapsed
+
+    def advance(self, seconds: float) -> None:
+        self.elapsed += seconds
 
     def synced(self) -> bool | None:
         return self.os_synced
@@ -150,6 +154,7 @@ def test_boot_on_a_wrong_clock_then_step_every_reading_lands_at_its_true_time(st
     if boot == BOOT_1970:  # no RTC: the board starts at the epoch; the OS says "not synchronised"
         clock, mode = FakeClock(shift=-time.time() + 30, os_synced=False), "os"
     else:  # fake-hwclock from two years ago; the OS says nothing: the build-date floor catches it
+        assert (time.time() - 730 * 86400) * 1000 < BUILD_FLOOR_MS, "raise edge.clock.BUILD_FLOOR_MS with the release"
         clock, mode = FakeClock(shift=-730 * 86400, os_synced=None), "sane"
     gw, stations = make_gateway(stack, tmp_path, clock, clock_mode=mode)
     run = RunningGateway(gw)
@@ -262,3 +267,38 @@ def test_step_while_running_is_detected_and_readings_around_it_are_retimed(stack
                 assert not is_flagged, f"{s} seq {seq}: flagged outside the step"
             flagged += is_flagged
         assert flagged >= 3, f"{s}: readings of the settling window not held and re-timed"
+
+
+def test_an_os_synchronised_clock_wins_over_a_future_reading_in_the_spool():
+    clock = FakeClock(os_synced=None)
+    guard = ClockGuard(clock)
+    guard.raise_floor(int((time.time() + 86400) * 1000))  # spooled while an RTC glitch said "tomorrow"
+    assert not guard.trusted
+    clock.os_synced = True  # NTP says the clock is right: our own file was wrong
+    assert guard.observe() and guard.state == SYNCED
+    clock.shift = BUILD_FLOOR_MS / 1000 - 86400 - time.time()  # never before the build date, whatever the OS says
+    assert not guard.observe() and guard.state == UNSYNCED
+
+
+def test_held_readings_are_bounded_by_the_budget_oldest_go_out_flagged_not_dropped(tmp_path):
+    site = load_site(write_site(tmp_path / "site.yaml", 1))
+    clock = FakeClock(shift=-time.time() + 30, os_synced=False)
+    gw = Gateway(site, "gw-test", GatewayOptions(brokers=[MqttUrl.parse("mqtt://127.0.0.1:1")], data_dir=tmp_path / "edge",
+                                                 budget_bytes=40_000, clock=clock, clock_mode="os"))
+
+    async def feed() -> None:
+        for k in range(300):
+            clock.advance(1.0)  # a reading a second
+            gw.reading("ao-00", gw.guard.wall_ms(), {"do": 5.0 + (k % 10) / 10, "temp": 28.0})
+            gw._flush()
+        gw._release_timed_out()
+
+    asyncio.run(feed())
+    bound = 40_000 // 200
+    assert gw.spool.held_depth == bound and gw.spool.depth == 300 - bound and gw.spool.total_drops == 0
+    rows = gw.spool.fetch(0, 1000)
+    assert [r.seq for r in rows] == list(range(300 - bound)), "released out of order"
+    assert all(b'"clock_unsynced"' in r.payload for r in rows)
+    ts = [r.ts for r in rows]
+    assert ts[0] >= BUILD_FLOOR_MS and all(900 <= b - a <= 1100 for a, b in zip(ts, ts[1:], strict=False)), "spacing lost"
+    gw.spool.close()

@@ -137,18 +137,18 @@ def test_check_probe_prints_raw_decoded_and_other_orders_and_writes_nothing(stac
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "--check wrote something"
 
 
-def test_check_with_broker_down_says_so_and_exits_non_zero(tmp_path, capsys, monkeypatch):
-    from test_edge_gateway import write_site
-
+def test_check_with_broker_down_and_a_missing_port_says_so_and_exits_non_zero(tmp_path, capsys, monkeypatch):
     from app.stack import free_port
     port = free_port()  # nothing listens here
     monkeypatch.setenv("VW_MQTT_URL", f"mqtt://127.0.0.1:{port}")
-    site = write_site(tmp_path / "site.yaml", 2)
-    code = cli.main(["edge", "--site", str(site), "--gateway", "gw-test", "--check",
+    site = write_modbus_site(tmp_path / "site.yaml", "/dev/ttyVW-not-plugged-in")
+    code = cli.main(["edge", "--site", str(site), "--gateway", "gw-ao", "--check",
                      "--data-dir", str(tmp_path / "edge")])
     captured = capsys.readouterr()
     assert code == 1
-    assert f"không kết nối được mqtt://127.0.0.1:{port}: connection refused" in captured.out
+    assert f"LỖI: không kết nối được mqtt://127.0.0.1:{port}: connection refused" in captured.out
+    assert "LỖI: không mở được cổng /dev/ttyVW-not-plugged-in" in captured.out
+    assert "CÓ 2 LỖI / 2 PROBLEM(S)" in captured.out
     assert "Traceback" not in captured.out + captured.err
     assert not (tmp_path / "edge").exists()
 

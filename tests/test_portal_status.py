@@ -32,7 +32,7 @@ def test_tap_water_within_limits_today_reads_dat_quy_chuan():
     assert (a.state, a.summary_vi) == ("ok", "Nước máy: đạt quy chuẩn hôm nay")
     limit = a.metrics["chlorine"]["limits"][0]
     assert limit["words_vi"] == "trong khoảng 0,2–1 mg/L"
-    assert limit["citation_vi"].startswith("QCVN 01-1:2018/BYT, Bảng 1, Nhóm A")
+    assert limit["citation_vi"].startswith("QCVN 01-1:2024/BYT, Bảng 1, Nhóm A")  # in force from 2025-07-01
 
 
 def test_tap_water_one_low_sample_today_is_vuot_nguong_with_the_value_and_limit_in_words():

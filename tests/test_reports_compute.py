@@ -58,7 +58,6 @@ def test_window_stats_ignore_windows_without_enough_data():
 def test_band_peak_is_the_side_that_was_crossed():
     assert compute.worst(np.array([0.15, 0.1, 0.18]), 0.2, 1.0) == 0.1
     assert compute.worst(np.array([1.2, 1.5]), 0.2, 1.0) == 1.5
-    assert compute.days_at_or_above(np.array([1.8, 1.9, 2.2, np.nan]), [1.9, 2.1, 2.3]) == [2, 1, 0]
     assert compute.completeness_pct(1500, 1440) == 100.0 and compute.completeness_pct(1, 0) is None
 
 
@@ -97,7 +96,14 @@ def test_pm25_limit_follows_its_validity_dates():
 
 def test_limit_texts():
     lim = Limit("x", "ph", 6.0, 8.5, 0, "QCVN", averaging="mẫu đơn / single sample", hours=(21 * 60, 6 * 60))
-    assert lim.describe() == "6–8.5" and lim.hours_text() == "21:00–06:00"
+    assert lim.describe("vi") == "6–8,5" and lim.describe("en") == "6–8.5" and lim.hours_text() == "21:00–06:00"
+    # the comparison as the rule pack writes it: an alarm level is reached *at* the level
+    level = Limit("f", "level", None, 1.9, 0, "QĐ", op="at_or_above", unit="m")
+    assert level.describe("vi") == "< 1,9 m" and level.violated(1.9) and not level.violated(1.89)
+    above = Limit("f", "level", None, 1.9, 0, "QĐ", op="above", unit="m")
+    assert above.describe("vi") == "≤ 1,9 m" and not above.violated(1.9) and above.violated(1.91)
+    do = Limit("d", "do", 3.0, None, 0, "op", op="below", unit="mg/L")
+    assert do.describe("vi") == "≥ 3 mg/L" and do.violated(2.99) and not do.violated(3.0)
     assert lim.averaging_text("vi") == "mẫu đơn" and lim.averaging_text("en") == "single sample"
     assert pick_lang("no slash", "en") == "no slash"
 

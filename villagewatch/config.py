@@ -103,6 +103,8 @@ ENV_VARS: dict[str, str] = {
     "VW_DATA_DIR": "data_dir",
     "VW_INFLUX_API": "influx_api",
     "VW_MQTT_CA_FILE": "mqtt_ca_file",
+    "VW_MQTT_CERT_FILE": "mqtt_cert_file",  # client certificate (PEM) for brokers that require one
+    "VW_MQTT_KEY_FILE": "mqtt_key_file",
     "VW_DEADLETTER_MAX_BYTES": "deadletter_max_bytes",
     "VW_INGEST_STALLED_AFTER_S": "ingest_stalled_after_s",
     "VW_INGEST_SPOOL_MAX_BYTES": "ingest_spool_max_bytes",

@@ -17,6 +17,9 @@ from typing import Any
 
 import msgspec
 
+from villagewatch import storage
+from villagewatch.status import GatewayStatus, StationStatus  # noqa: F401 - typed status payloads
+
 VERSION = "v1"
 TOPIC_ROOT = f"vw/{VERSION}"
 ID_PATTERN = r"[a-z0-9][a-z0-9_-]{0,63}"
@@ -39,13 +42,13 @@ STATION_STATUS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/status"
 GATEWAY_STATUS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/{GATEWAY_SEGMENT}/+/status"
 ALERTS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/{ALERTS_SEGMENT}/+"
 
-# InfluxDB storage schema (docs/protocol.md, "Storage").
-MEASUREMENT_TELEMETRY = "telemetry"
-MEASUREMENT_STATION_STATUS = "station_status"
-MEASUREMENT_GATEWAY_STATUS = "gateway_status"
-MEASUREMENT_ALERTS = "alerts"
-FIELD_SEQ = "seq"
-FIELD_FLAGS = "flags"
+# InfluxDB storage schema: villagewatch/storage.py owns the names; these aliases stay for callers.
+MEASUREMENT_TELEMETRY = storage.Telemetry.MEASUREMENT
+MEASUREMENT_STATION_STATUS = storage.StationStatus.MEASUREMENT
+MEASUREMENT_GATEWAY_STATUS = storage.GatewayStatus.MEASUREMENT
+MEASUREMENT_ALERTS = storage.Alerts.MEASUREMENT
+FIELD_SEQ = storage.Telemetry.SEQ
+FIELD_FLAGS = storage.Telemetry.FLAGS
 
 # A status published by the broker as the client's Last Will carries "reason": "lwt".
 STATUS_REASON_LWT = "lwt"
@@ -479,7 +482,7 @@ def _exact_json(payload: bytes, max_depth: int, allow_non_finite: bool) -> Any:
         return Rejection(R_BAD_UTF8, f"invalid UTF-8 at byte {exc.start}")
     try:
         body = json.loads(text, object_pairs_hook=_object_without_duplicates,
-                          **({} if allow_non_finite else {"parse_constant": _refuse_constant}))
+                          parse_constant=None if allow_non_finite else _refuse_constant)
     except _DuplicateKey as exc:
         return Rejection(R_BAD_JSON, f"duplicate key {exc.args[0]!r} in a JSON object")
     except RecursionError:

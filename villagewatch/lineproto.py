@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 
-from villagewatch import contract
+from villagewatch import contract, storage
 
 _MEAS_ESC = str.maketrans({",": r"\,", " ": r"\ ", "\n": r"\n"})
 _TAG_ESC = str.maketrans({",": r"\,", " ": r"\ ", "=": r"\=", "\n": r"\n"})
@@ -56,10 +56,11 @@ def _telemetry_prefix(commune: str, station: str, kind: str | None) -> str:
     key = (commune, station, kind)
     prefix = _TAG_PREFIX.get(key)
     if prefix is None:
-        tags = {"commune": commune, "station": station}
+        t = storage.Telemetry
+        tags = {t.COMMUNE: commune, t.STATION: station}
         if kind:
-            tags["kind"] = kind
-        prefix = escape_measurement(contract.MEASUREMENT_TELEMETRY) + "".join(
+            tags[t.KIND] = kind
+        prefix = escape_measurement(t.MEASUREMENT) + "".join(
             f",{escape_tag(k)}={escape_tag(v)}" for k, v in sorted(tags.items()))
         if len(_TAG_PREFIX) > 200_000:  # bounded: a flood of bogus station ids must not grow memory
             _TAG_PREFIX.clear()
@@ -76,8 +77,8 @@ def telemetry_line(reading: contract.Reading, kind: str | None = None) -> str:
     # Hot path (once per reading): tag prefix cached per station; metric names come from the
     # registry (ids that need no escaping) and values are finite floats (checked by the contract).
     fields = ",".join([f"{name}={value!r}" for name, value in reading.metrics.items()])
-    fields += f",{contract.FIELD_SEQ}={reading.seq}i"
+    fields += f",{storage.Telemetry.SEQ}={reading.seq}i"
     if reading.flags:
         flags = ";".join(f"{m}:{','.join(fl)}" for m, fl in sorted(reading.flags.items()) if fl)
-        fields += f",{contract.FIELD_FLAGS}={escape_string_field(flags)}"
+        fields += f",{storage.Telemetry.FLAGS}={escape_string_field(flags)}"
     return f"{_telemetry_prefix(reading.commune, reading.station, kind)} {fields} {reading.ts_ms}"

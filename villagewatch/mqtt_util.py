@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import ssl
 import threading
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from villagewatch.config import MqttUrl
+from villagewatch.mqtt import MqttOptions, paho_client
+
+
+def _str(path: str | Path | None) -> str | None:
+    return str(path) if path else None
 
 
 class MqttConnectError(RuntimeError):
@@ -22,21 +29,17 @@ def connect(url: str, *, username: str | None = None, password: str | None = Non
             timeout: float = 15, will: tuple[str, bytes] | None = None) -> mqtt.Client:
     """Connected client with its network loop running; raises MqttConnectError on refusal/timeout."""
     target = MqttUrl.parse(url)
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311)
     user = username or target.username
-    if user:
-        client.username_pw_set(user, password if password is not None else target.password)
-    if target.tls or ca_file:
-        ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
-        if cert_file:
-            ctx.load_cert_chain(str(cert_file), str(key_file) if key_file else None)
-        client.tls_set_context(ctx)
+    if user:  # credentials given apart from the URL win over the URL's
+        target = replace(target, username=user, password=password if password is not None else target.password)
+    client = paho_client(MqttOptions.from_url(target, client_id, ca_file=_str(ca_file), cert_file=_str(cert_file),
+                                              key_file=_str(key_file)))
     if will:
         client.will_set(will[0], will[1], qos=1, retain=True)
     connected = threading.Event()
-    outcome: dict = {}
+    outcome: dict[str, Any] = {}
 
-    def on_connect(c, u, flags, rc, props) -> None:
+    def on_connect(c: object, u: object, flags: object, rc: Any, props: object) -> None:
         outcome["rc"] = rc
         connected.set()
 

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
@@ -148,7 +149,7 @@ def open_envelope(payload: bytes) -> tuple[bytes, bytes]:
         raise OtaRejected(R_BAD_ENVELOPE, f"OTA command is not a signed manifest envelope ({exc})") from exc
 
 
-def version_key(version: str) -> tuple:
+def version_key(version: str) -> tuple[tuple[int, int, str], ...]:
     """Order versions like 1.2.10 > 1.2.9; non-numeric parts compare as text after numbers."""
     return tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"[.\-+_]", version))
 
@@ -205,9 +206,10 @@ class ApplyResult:
     detail: str = ""
 
 
-def installed_manifest(install_dir: Path) -> dict | None:
+def installed_manifest(install_dir: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((install_dir / "current" / MANIFEST_NAME).read_text())
+        body = json.loads((install_dir / "current" / MANIFEST_NAME).read_text())
+        return body if isinstance(body, dict) else None
     except (OSError, ValueError):
         return None
 

@@ -11,21 +11,16 @@ import time
 import uuid
 from collections.abc import Iterable
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
-
-from villagewatch.config import MqttUrl
+from villagewatch.mqtt import MqttOptions, paho_client
 
 
 class Publisher:
     """A paho client with a bounded window of unacknowledged QoS 1 messages."""
 
     def __init__(self, mqtt_url: str, client_id: str | None = None, max_inflight: int = 1000):
-        url = MqttUrl.parse(mqtt_url)
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id or f"vw-pub-{uuid.uuid4().hex[:8]}",
-                                  protocol=mqtt.MQTTv311)
-        if url.username:
-            self.client.username_pw_set(url.username, url.password)
+        opts = MqttOptions.from_url(mqtt_url, client_id or f"vw-pub-{uuid.uuid4().hex[:8]}")
+        url = opts.broker
+        self.client = paho_client(opts)
         self.client.max_inflight_messages_set(max_inflight)
         self.client.max_queued_messages_set(0)
         self._window = threading.Semaphore(max_inflight)
@@ -40,7 +35,8 @@ class Publisher:
         if not self._connected.wait(10):
             raise TimeoutError(f"broker {url.redacted()} did not accept the connection")
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
+    def _on_publish(self, client: object, userdata: object, mid: int, reason_code: object,
+                    properties: object) -> None:
         with self._lock:
             self.acked += 1
         self._window.release()

@@ -35,7 +35,7 @@ class _LineLoader(yaml.SafeLoader):
     """SafeLoader that remembers the line of every mapping key and value."""
 
 
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> LineDict:
     mapping = LineDict()
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
@@ -54,15 +54,15 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict:
     return mapping
 
 
-def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> list:
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> LineList:
     seq = LineList(loader.construct_object(child, deep=True) for child in node.value)
     seq.lines = [child.start_mark.line + 1 for child in node.value]
     seq.start_line = node.start_mark.line + 1
     return seq
 
 
-class LineDict(dict):
-    lines: dict
+class LineDict(dict[Any, Any]):
+    lines: dict[Any, int]
     start_line: int | None
 
     def __init__(self, *a: Any, **kw: Any) -> None:
@@ -71,8 +71,8 @@ class LineDict(dict):
         self.start_line = None
 
 
-class LineList(list):
-    lines: list
+class LineList(list[Any]):
+    lines: list[int]
     start_line: int | None = None
 
 
@@ -180,7 +180,7 @@ class Map:
     def __post_init__(self) -> None:
         self.index = {k.name: k for k in self.keys}
 
-    def __call__(self, value: Any, ctx: Ctx) -> dict:
+    def __call__(self, value: Any, ctx: Ctx) -> dict[str, Any]:
         if not isinstance(value, dict):
             raise ctx.error(f"expected a {self.name} (key: value pairs), got {_show(value)}")
         out: dict[str, Any] = {}
@@ -206,7 +206,7 @@ class Map:
 
 
 def ListOf(item: Validator, min_len: int = 0) -> Validator:
-    def check(value: Any, ctx: Ctx) -> list:
+    def check(value: Any, ctx: Ctx) -> list[Any]:
         if not isinstance(value, list):
             raise ctx.error(f"expected a list, got {_show(value)}")
         if len(value) < min_len:
@@ -234,7 +234,8 @@ def Num(lo: float | None = None, hi: float | None = None, integer: bool = False)
             raise ctx.error(f"expected {'an integer' if integer else 'a number'}, got {_show(value)}")
         if lo is not None and value < lo or hi is not None and value > hi:
             raise ctx.error(f"{value} is outside {lo}..{hi}")
-        return value
+        number: float | int = value
+        return number
     return check
 
 
@@ -252,7 +253,7 @@ def OneOf(*choices: str) -> Validator:
             near = difflib.get_close_matches(str(value), choices, n=1, cutoff=0.5)
             hint = f"did you mean {near[0]!r}?" if near else f"choose one of: {', '.join(choices)}"
             raise ctx.error(f"{value!r} is not allowed", hint)
-        return value
+        return str(value)
     return check
 
 

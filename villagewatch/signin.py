@@ -32,6 +32,7 @@ import urllib.parse
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 ROLES = ("operator", "inspector", "admin")
 COOKIE = "vw_session"
@@ -148,7 +149,7 @@ class AuthStore:
             self.db.execute(f"{verb} INTO accounts VALUES (?,?,?,?,?,?)",
                             (username, name, role, json.dumps(communes), pw_hash, _now_ms()))
 
-    def seed(self, users: Iterable[dict]) -> None:
+    def seed(self, users: Iterable[dict[str, Any]]) -> None:
         """Accounts from a YAML list (the alerts configuration's ``users``) that the store lacks.
 
         Existing accounts are left alone, so a password changed on the web survives a restart."""
@@ -287,7 +288,7 @@ def check_csrf(expected: str | None, given: str | None) -> bool:
     return bool(expected) and bool(given) and hmac.compare_digest(str(expected), str(given))
 
 
-def cookie_options(public_url: str) -> dict:
+def cookie_options(public_url: str) -> dict[str, Any]:
     """Session cookie attributes: HttpOnly, SameSite=Lax, Secure when the public URL is https."""
     return {"httponly": True, "samesite": "Lax", "secure": public_url.lower().startswith("https://"),
             "path": "/"}

@@ -53,7 +53,7 @@ def _metric_name(value: Any, ctx: Ctx) -> str:
         near = difflib.get_close_matches(str(value), list(contract.METRICS), n=1, cutoff=0.5)
         hint = f"did you mean {near[0]!r}?" if near else "see docs/protocol.md for the metric registry"
         raise ctx.error(f"unknown metric {value!r}", hint)
-    return value
+    return str(value)
 
 
 _SOURCE = Map([Key("type", Str(what="source type"))], extra=Any_(), name="source")

@@ -6,11 +6,11 @@ import asyncio
 from typing import Any, ClassVar
 
 import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion
 
 from edge.sources.base import Source
 from edge.sources.mqtt_bridge.mapping import FORMATS, MappingError, map_esphome, map_json
 from villagewatch.config import MqttUrl
+from villagewatch.mqtt import MqttOptions, paho_client
 from villagewatch.schema import Key, Map, OneOf, Str
 
 
@@ -24,6 +24,11 @@ class MqttBridgeSource(Source):
             doc="tasmota/chirpstack: the device's topic; esphome: unused (fields are topics)"),
         Key("fields", Map([], extra=Str(what="field path or topic"), name="metric -> field"),
             doc="metric: field path (tasmota/chirpstack) or state topic (esphome)"),
+        Key("ca_file", Str(what="file path"), required=False, default="",
+            doc="mqtts://: the CA of the local broker (default: the system's CAs)"),
+        Key("cert_file", Str(what="file path"), required=False, default="",
+            doc="mqtts://: client certificate, when the local broker asks for one"),
+        Key("key_file", Str(what="file path"), required=False, default="", doc="the key of cert_file"),
     ], name="mqtt_bridge source options")
 
     @classmethod
@@ -47,12 +52,9 @@ class MqttBridgeSource(Source):
         def on_message(client, userdata, msg) -> None:
             loop.call_soon_threadsafe(self._handle, sink, msg.topic, msg.payload, self.ctx.now_ms())
 
-        c = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
-                        client_id=f"vw-bridge-{id(self):x}", clean_session=True)
-        if self.url.username:
-            c.username_pw_set(self.url.username, self.url.password)
-        if self.url.tls:
-            c.tls_set()
+        first = self.bound[0].options if self.bound else {}  # one bus: its first station's TLS files
+        c = paho_client(MqttOptions((self.url,), f"vw-bridge-{id(self):x}", first.get("ca_file") or None,
+                                    first.get("cert_file") or None, first.get("key_file") or None))
         c.on_connect = lambda cl, u, f, rc, p: cl.subscribe([(t, 1) for t in self.routes]) if not rc.is_failure else None
         c.on_message = on_message
         c.reconnect_delay_set(1, 10)

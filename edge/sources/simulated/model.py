@@ -19,15 +19,13 @@ Models (local time is Asia/Ho_Chi_Minh, UTC+7, no daylight saving):
 
 from __future__ import annotations
 
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from villagewatch import contract
+from villagewatch.influx import InfluxTarget, WriteError, write_sync
 from villagewatch.lineproto import telemetry_line
 from villagewatch.sites import Site, Station
 
@@ -364,11 +362,8 @@ def backfill(site: Site, start_ms: int, end_ms: int, influx_url: str, db: str = 
              seed: int = 0, faults: Faults | None = None, batch: int = 5000,
              user: str | None = None, password: str | None = None,
              progress: Callable[[int], None] | None = None) -> int:
-    """Write simulated past readings straight to InfluxDB (/write, precision ms). Returns points written."""
-    params = {"db": db, "precision": "ms"}
-    if user:
-        params.update(u=user, p=password or "")
-    url = f"{influx_url.rstrip('/')}/write?{urllib.parse.urlencode(params)}"
+    """Write simulated past readings straight to InfluxDB (villagewatch.influx). Returns points written."""
+    target = InfluxTarget(influx_url.rstrip("/"), db, user, password, timeout_s=60)
     kinds = {s.id: s.kind for s in site.stations.values()}
     written = 0
     lines: list[str] = []
@@ -377,13 +372,10 @@ def backfill(site: Site, start_ms: int, end_ms: int, influx_url: str, db: str = 
         nonlocal written
         if not lines:
             return
-        body = "\n".join(lines).encode()
-        req = urllib.request.Request(url, data=body, method="POST")
         try:
-            with urllib.request.urlopen(req, timeout=60) as resp:
-                resp.read()
-        except urllib.error.HTTPError as exc:
-            raise RuntimeError(f"InfluxDB refused the backfill: {exc.code} {exc.read()[:300]!r}") from exc
+            write_sync(target, "\n".join(lines).encode())
+        except WriteError as exc:
+            raise RuntimeError(f"InfluxDB refused the backfill: {exc}") from exc
         written += len(lines)
         if progress:
             progress(len(lines))
