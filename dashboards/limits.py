@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dashboards.grafana import GREEN, ORANGE, RED, YELLOW, thresholds
+from rules.kinds.base import ALLOWED_SIGN, is_minimum
 from rules.labels import pick_lang, with_variant
 from rules.rulepack import Rule, RuleSet, load_rule_packs
 from villagewatch import contract
@@ -44,7 +45,8 @@ class Limits:
     def bounds(self, station: Station, metric: str) -> list[Bound]:
         out: dict[tuple[float, str], Bound] = {}
         for r in self.rules_for(station, metric):
-            pairs = [(r.lo, "below"), (r.hi, "above")] if r.kind == "band" else [(r.limit, r.op or "above")]
+            side = "below" if is_minimum(r.op) else "above"  # at_or_above is a maximum too
+            pairs = [(r.lo, "below"), (r.hi, "above")] if r.kind == "band" else [(r.limit, side)]
             for value, side in pairs:
                 if value is None:
                     continue
@@ -69,7 +71,7 @@ class Limits:
             elif metric == "level":
                 level = quantity(r.limit, unit, 3, lang)  # an alarm level is a level, not a limit
             else:
-                level = f"{'≤' if r.op == 'above' else '≥'} {quantity(r.limit, unit, 3, lang)}"
+                level = f"{ALLOWED_SIGN[r.op or 'above']} {quantity(r.limit, unit, 3, lang)}"
             parts = [pick_lang(r.regulation, lang), pick_lang(r.table, lang), with_variant(r.column, r.variant, lang)]
             text = ", ".join(p for p in parts if p and p != "—") + f": {level}"
             averaging = pick_lang(r.averaging, lang)

@@ -31,8 +31,11 @@ Public API
 ``aqi`` (``hourly``/``daily``), ``hours`` (local-time window, minutes of day), ``severity``
 (``info``/``warning``/``critical``), ``regulation``, ``table``, ``column``, ``averaging``,
 ``unverified`` (+ ``unverified_note``), ``valid_from``/``valid_until``, ``report_only``,
-``variant``, ``message_vi``/``message_en`` (templates, see ``rules.messages``), ``source``.
+``variant``, ``message_vi``/``message_en`` and ``resolved_vi``/``resolved_en`` (templates, see
+``rules.messages``), ``source``. A pack's ``variant.names`` gives each choice a reader's name
+("Cao Lãnh / Cao Lanh"); columns use ``{variant_vi}``/``{variant_en}`` so no id reaches a reader.
 ``Rule.active_at(ts_ms, tz)`` tells whether the rule applies at that instant (dates, hours).
+``Rule.breached_by(value)`` is THE comparison of a rule (engine, reports and portal use it).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rules.kinds import REGISTRY
+from rules.kinds.base import crossed
 from villagewatch import contract
 from villagewatch.schema import Any_, Bool, ConfigError, Ctx, Key, ListOf, Map, Num, OneOf, Str, load_yaml
 from villagewatch.sites import STATION_KINDS, Station
@@ -130,6 +134,8 @@ _RULE_KEYS = [
     Key("report_only", Bool(), required=False, default=False),
     Key("message_vi", Str(), required=False),
     Key("message_en", Str(), required=False),
+    Key("resolved_vi", Str(), required=False, doc="text when it resolves (default: rules.messages)"),
+    Key("resolved_en", Str(), required=False),
     Key("note", Str(), required=False, default=""),
 ]
 _RULE = Map(_RULE_KEYS, name="rule")
@@ -153,6 +159,8 @@ PACK_SCHEMA = Map([
         Key("choices", ListOf(Str(), min_len=1)),
         Key("label_vi", Str(), required=False, default=""),
         Key("label_en", Str(), required=False, default=""),
+        Key("names", Map([], extra=Str(), name="choice → \"tên / name\""), required=False, default=dict,
+            doc="reader's name of each choice, vi / en (ids never reach a reader)"),
     ], name="variant"), required=False),
     Key("defaults", Any_(), required=False, default=dict),
     Key("rules", ListOf(Any_(), min_len=1)),
@@ -166,6 +174,14 @@ class Variant:
     choices: tuple[str, ...]
     label_vi: str = ""
     label_en: str = ""
+    names: tuple[tuple[str, str], ...] = ()  # choice → "tên / name"
+
+    def name(self, choice: str, lang: str) -> str:
+        text = dict(self.names).get(choice, choice)
+        if " / " not in text:
+            return text
+        vi, en = text.split(" / ", 1)
+        return vi if lang == "vi" else en
 
 
 @dataclass(frozen=True)
@@ -223,12 +239,25 @@ class Rule:
     variant: str | None = None
     message_vi: str = ""
     message_en: str = ""
+    resolved_vi: str = ""
+    resolved_en: str = ""
     source: str = ""
     note: str = ""
 
     @property
     def severity_rank(self) -> int:
         return SEVERITY_RANK[self.severity]
+
+    def breached_by(self, value: float) -> bool:
+        """``value`` is beyond this rule's limit by the regulation's comparison (``op``; a band's
+        bounds are allowed) — the one definition the engine, reports and portal share. No
+        duration, hysteresis or averaging here: ``value`` is already the rule's measure."""
+        if self.kind == "band":
+            assert self.lo is not None and self.hi is not None
+            return value < self.lo or value > self.hi
+        if self.op is None or self.limit is None:
+            raise ValueError(f"rule {self.id!r} ({self.kind}) has no comparison")
+        return crossed(self.op, value, self.limit)
 
     def active_at(self, ts_ms: int, tz: str | ZoneInfo = "Asia/Ho_Chi_Minh") -> bool:
         """Whether the rule applies at this instant: validity dates and local-time hours."""
@@ -338,7 +367,9 @@ def _concrete(t: RuleTemplate, metric: str, variant: str | None, params: dict[st
         return None
     rule_id = d["id"] + (f".{metric}" if d.get("metrics") else "")
     unverified = _pick(d.get("unverified"), variant) if isinstance(d.get("unverified"), dict) else d.get("unverified")
-    fmt = {"variant": variant or ""}
+    fmt = {"variant": variant or "", "variant_vi": "", "variant_en": ""}
+    if variant and pack.variant:
+        fmt.update(variant_vi=pack.variant.name(variant, "vi"), variant_en=pack.variant.name(variant, "en"))
     return Rule(
         id=rule_id, pack=pack.id, metric=metric, kind=d["kind"], severity=d["severity"],
         regulation=pack.regulation, table=d["table"], column=d["column"].format(**fmt),
@@ -352,6 +383,7 @@ def _concrete(t: RuleTemplate, metric: str, variant: str | None, params: dict[st
         valid_from=d.get("valid_from"), valid_until=d.get("valid_until"),
         report_only=d["report_only"], variant=variant,
         message_vi=d.get("message_vi") or "", message_en=d.get("message_en") or "",
+        resolved_vi=d.get("resolved_vi") or "", resolved_en=d.get("resolved_en") or "",
         source=pack.source, note=d["note"],
     )
 
@@ -365,9 +397,14 @@ def load_pack(path: str | Path) -> tuple[Pack, list[RuleTemplate]]:
     ctx = Ctx(str(path), "", getattr(raw, "start_line", 1))
     data = PACK_SCHEMA(raw, ctx)
     v = data.get("variant")
-    variant = Variant(v["param"], v.get("default"), tuple(v["choices"]), v["label_vi"], v["label_en"]) if v else None
+    variant = Variant(v["param"], v.get("default"), tuple(v["choices"]), v["label_vi"], v["label_en"],
+                      tuple((v["names"] or {}).items())) if v else None
     if variant and variant.default is not None and variant.default not in variant.choices:
         raise ctx.child("variant", raw).error(f"default {variant.default!r} is not one of the choices")
+    if variant and any(k not in variant.choices for k in dict(variant.names)):
+        bad = [k for k in dict(variant.names) if k not in variant.choices]
+        raise ctx.child("variant", raw).error(f"names for unknown choice(s) {bad}",
+                                              f"choices: {', '.join(variant.choices)}")
     pack = Pack(data["pack"], data["choice"], data["regulation"], data["title_vi"], data["title_en"],
                 data["source"], tuple(data["kinds"]), data["general"], variant, str(path),
                 data["replaced_by"])

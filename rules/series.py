@@ -4,6 +4,10 @@ Readings may arrive out of order (edge backlogs, redelivery): ``add`` inserts in
 and a second value at the same instant replaces the first (redelivery is idempotent). Prefix sums
 make a window mean O(log n) (bisect); an insertion only recomputes the sums after the insertion
 point, so a backlog drained oldest-first while live readings flow costs little.
+
+A point flagged as a sensor fault (spike, flatline, suspect, calibration expired) is kept — the
+``flatline`` kind looks at raw values — but is not evidence: means, counts, rates and AQI windows
+leave it out.
 """
 
 from __future__ import annotations
@@ -21,28 +25,37 @@ class Series:
         self.v: list[float] = []
         self.cs: list[float] = [0.0]  # cs[i] = sum of v[:i]
         self.ce: list[float] = [0.0]  # same for 10^(v/10) (energy mean, Leq)
+        self.cn: list[int] = [0]  # cn[i] = number of evidence (non-fault) points in v[:i]
+        self.fault: list[bool] = []
         self.first = 0  # index of the oldest point kept
 
-    def add(self, ts_ms: int, value: float) -> None:
+    def add(self, ts_ms: int, value: float, fault: bool = False) -> None:
         if not self.ts or ts_ms > self.ts[-1]:
             self.ts.append(ts_ms)
             self.v.append(value)
-            self.cs.append(self.cs[-1] + value)
-            self.ce.append(self.ce[-1] + _energy(value))
+            self.fault.append(fault)
+            good = 0 if fault else 1
+            self.cs.append(self.cs[-1] + value * good)
+            self.ce.append(self.ce[-1] + _energy(value) * good)
+            self.cn.append(self.cn[-1] + good)
         else:
             i = bisect.bisect_left(self.ts, ts_ms)
             if i < len(self.ts) and self.ts[i] == ts_ms:
-                if self.v[i] == value:
+                if self.v[i] == value and self.fault[i] == fault:
                     return  # redelivery of the same reading
-                self.v[i] = value  # same instant, new value: the later message wins
+                self.v[i], self.fault[i] = value, fault  # same instant again: the later message wins
             else:
                 self.ts.insert(i, ts_ms)
                 self.v.insert(i, value)
+                self.fault.insert(i, fault)
                 self.cs.append(0.0)
                 self.ce.append(0.0)
+                self.cn.append(0)
             for j in range(i, len(self.ts)):
-                self.cs[j + 1] = self.cs[j] + self.v[j]
-                self.ce[j + 1] = self.ce[j] + _energy(self.v[j])
+                good = 0 if self.fault[j] else 1
+                self.cs[j + 1] = self.cs[j] + self.v[j] * good
+                self.ce[j + 1] = self.ce[j] + _energy(self.v[j]) * good
+                self.cn[j + 1] = self.cn[j] + good
         horizon = self.ts[-1] - self.keep_ms
         while self.first < len(self.ts) and self.ts[self.first] <= horizon:
             self.first += 1
@@ -51,10 +64,11 @@ class Series:
 
     def _compact(self) -> None:
         f = self.first
-        self.ts, self.v = self.ts[f:], self.v[f:]
-        base_s, base_e = self.cs[f], self.ce[f]
+        self.ts, self.v, self.fault = self.ts[f:], self.v[f:], self.fault[f:]
+        base_s, base_e, base_n = self.cs[f], self.ce[f], self.cn[f]
         self.cs = [c - base_s for c in self.cs[f:]]
         self.ce = [c - base_e for c in self.ce[f:]]
+        self.cn = [c - base_n for c in self.cn[f:]]
         self.first = 0
 
     def _range(self, end_ms: int, window_ms: int) -> tuple[int, int]:
@@ -66,20 +80,27 @@ class Series:
         return self.ts[self.first] if self.first < len(self.ts) else None
 
     def count(self, end_ms: int, window_ms: int) -> int:
+        """Evidence points in (end − window, end]."""
         lo, hi = self._range(end_ms, window_ms)
-        return hi - lo
+        return self.cn[hi] - self.cn[lo]
 
     def mean(self, end_ms: int, window_ms: int, energy: bool = False) -> float | None:
         lo, hi = self._range(end_ms, window_ms)
-        if hi <= lo:
+        n = self.cn[hi] - self.cn[lo]
+        if n <= 0:
             return None
         if energy:
             total = self.ce[hi] - self.ce[lo]
-            return 10 * math.log10(total / (hi - lo)) if total > 0 else None
-        return (self.cs[hi] - self.cs[lo]) / (hi - lo)
+            return 10 * math.log10(total / n) if total > 0 else None
+        return (self.cs[hi] - self.cs[lo]) / n
 
     def ends(self, end_ms: int, window_ms: int) -> tuple[tuple[int, float], tuple[int, float]] | None:
+        """First and last evidence points of the window."""
         lo, hi = self._range(end_ms, window_ms)
+        while lo < hi and self.fault[lo]:
+            lo += 1
+        while hi > lo and self.fault[hi - 1]:
+            hi -= 1
         if hi - lo < 2:
             return None
         return (self.ts[lo], self.v[lo]), (self.ts[hi - 1], self.v[hi - 1])
@@ -97,8 +118,14 @@ class Series:
         return None
 
     def window(self, end_ms: int, window_ms: int) -> tuple[np.ndarray, np.ndarray]:
+        """Evidence points of the window as arrays (ts, value)."""
         lo, hi = self._range(end_ms, window_ms)
-        return np.asarray(self.ts[lo:hi], dtype=np.int64), np.asarray(self.v[lo:hi], dtype=float)
+        ts = np.asarray(self.ts[lo:hi], dtype=np.int64)
+        v = np.asarray(self.v[lo:hi], dtype=float)
+        if self.cn[hi] - self.cn[lo] == hi - lo:
+            return ts, v
+        keep = ~np.asarray(self.fault[lo:hi], dtype=bool)
+        return ts[keep], v[keep]
 
 
 def _energy(value: float) -> float:

@@ -82,7 +82,7 @@ def test_inspector_login_ack_history(tmp_path, artifacts_dir):
             page.fill("input[name=password]", "mat-khau-1")
             page.click("button[type=submit]")
             page.wait_for_url(f"{base}/alert/{alert['id']}")
-            assert "oxy hòa tan (DO) 1,8 mg/L, dưới ngưỡng 3 mg/L" in page.inner_text("main")
+            assert "oxy hòa tan (DO) 1,8 mg/L, thấp hơn mức tối thiểu 3 mg/L" in page.inner_text("main")
             # the active list shows severity, station, value vs limit, regulation, since when
             page.goto(base + "/")
             row = page.locator(f"tr[data-alert-id='{alert['id']}']")

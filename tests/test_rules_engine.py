@@ -37,6 +37,7 @@ def pond(ts_ms: int, do: float, seq: int = 0) -> Reading:
 def test_vietnamese_number_format():
     assert fmt_number(1234.5, 1) == "1.234,5" and fmt_number(1234.5, 1, "en") == "1,234.5"
     assert fmt_number(1.8) == "1,8" and fmt_number(3.0) == "3" and fmt_number(-0.001) == "0"
+    assert fmt_number(144.5, 0) == "145" and fmt_number(7.5, 0) == "8"  # half-up, as a reader rounds
 
 
 def test_pond_do_fires_once_after_duration_no_flapping_then_resolves(ruleset):
@@ -46,14 +47,16 @@ def test_pond_do_fires_once_after_duration_no_flapping_then_resolves(ruleset):
     out = [t for i in range(1, 4) for t in e.feed(pond(T0 + i * 60_000, 1.5, i))]
     firing = [t for t in out if t.rule.id == "pond-do-low"]
     assert [t.state for t in firing] == ["firing"] and firing[0].ts_ms == T0 + 180_000
-    assert firing[0].message_vi == "Ao nuôi A3 (cá tra): oxy hòa tan (DO) 1,5 mg/L, dưới ngưỡng 3 mg/L"
-    assert firing[0].message_en.startswith("Pond A3 (pangasius): dissolved oxygen (DO) 1.5 mg/L, below")
+    assert firing[0].message_vi.startswith(
+        "Ao nuôi A3 (cá tra): oxy hòa tan (DO) 1,5 mg/L, thấp hơn mức tối thiểu 3 mg/L (Ngưỡng vận hành")
+    assert firing[0].message_en.startswith(
+        "Pond A3 (pangasius): dissolved oxygen (DO) 1.5 mg/L, below the minimum 3 mg/L")
     # oscillating around the limit (hysteresis 0.3): no resolve, no second firing
     out = [t for i, v in enumerate([3.1, 2.9, 3.2, 2.8, 3.25, 2.95] * 5)
            for t in e.feed(pond(T0 + (10 + i) * 60_000, v, 10 + i)) if t.rule.id == "pond-do-low"]
     assert out == []
     # recovery above limit + hysteresis → resolved, once
-    out = [t for i in range(3) for t in e.feed(pond(T0 + (50 + i) * 60_000, 4.5, 50 + i))
+    out = [t for i in range(3) for t in e.feed(pond(T0 + (40 + i) * 60_000, 4.5, 40 + i))
            if t.rule.id == "pond-do-low"]
     assert [t.state for t in out] == ["resolved"]
 

@@ -121,3 +121,17 @@ def test_bad_pack_names_file_line_and_hint(tmp_path):
     with pytest.raises(ConfigError, match="unknown metric 'fil'") as exc:
         load_rule_packs(folder)
     assert "fill" in exc.value.hint
+
+
+def test_variant_names_reach_readers_and_unknown_choices_are_errors(ruleset, site, tmp_path):
+    gauge = _by_id(ruleset.rules_for(site.stations["muc-nuoc-song-tien"]))["flood-level-1"]
+    assert gauge.column == "Báo động I, trạm Cao Lãnh / alarm level I, Cao Lanh gauge"
+    assert gauge.op == "at_or_above"  # alarm levels are reached at the level
+    folder = tmp_path / "packs"
+    shutil.copytree(DEFAULT_FOLDER, folder)
+    path = folder / "flood-05-2020.yaml"
+    path.write_text(path.read_text(encoding="utf-8").replace("    chau-doc: \"Châu Đốc", "    chau-dok: \"Châu Đốc"),
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match="chau-dok") as exc:
+        load_rule_packs(folder)
+    assert exc.value.file == str(path) and "chau-doc" in (exc.value.hint or "")

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 BREACH, CLEAR, HOLD = "breach", "clear", "hold"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Evidence:
     """What the engine knows at the instant ``ts_ms`` of one station's reading."""
 
@@ -57,6 +57,10 @@ def crossed(op: str | None, value: float, limit: float) -> bool:
     if op == "at_or_below":
         return value <= limit
     raise ValueError(f"unknown comparison {op!r}")
+
+
+# the values a rule allows, per comparison: "above" 1.9 allows ≤ 1.9, "at_or_above" 1.9 allows < 1.9
+ALLOWED_SIGN = {"above": "≤", "at_or_above": "<", "below": "≥", "at_or_below": ">"}
 
 
 def is_minimum(op: str | None) -> bool:
