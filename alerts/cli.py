@@ -16,7 +16,7 @@ from villagewatch.sites import load_sites
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("alerts", help="QCVN alert service and inspector page (separate from ingest)",
+    p = sub.add_parser("alerts", help="dịch vụ cảnh báo QCVN và trang thanh tra / QCVN alert service and inspector page",
                        description="Cảnh báo theo quy chuẩn QCVN: đánh giá dữ liệu MQTT, lưu trạng thái (SQLite), "
                                    "gửi thông báo, trang web cho cán bộ môi trường.")
     p.add_argument("--config", help="service settings YAML (VW_* environment variables override)")

@@ -9,7 +9,7 @@ from app.stack import LocalStack
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("stack", help="start/stop a local Mosquitto + InfluxDB (Debian binaries)",
+    p = sub.add_parser("stack", help="bật/tắt Mosquitto + InfluxDB cục bộ / start/stop a local Mosquitto + InfluxDB",
                        description="Run Mosquitto and InfluxDB from the Debian packages as background "
                                    "processes, with their data, logs and PIDs under --data-dir.")
     p.set_defaults(_parser=p)

@@ -31,7 +31,7 @@ DEFAULT_SITE = DEFAULT_SITES_DIR / "tan-thuan-dong.yaml"
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "demo", help="run the pilot-village demo (stack, gateways, ingest, alerts) / chạy thử làng thông minh",
+        "demo", help="chạy thử làng thông minh / run the pilot-village demo (portal, gateways, ingest, alerts)",
         description="Chạy thử làng thông minh thí điểm trên một máy.\n"
                     "Runs Mosquitto + InfluxDB, simulated gateways of the pilot commune, the ingest (and the "
                     "alerts service when installed); prints URLs, a query and live counts. Ctrl-C stops all.",

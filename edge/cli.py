@@ -13,7 +13,7 @@ log = logging.getLogger("edge")
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "edge", help="run one edge gateway of a site / chạy một cổng kết nối",
+        "edge", help="chạy một cổng kết nối (gateway) / run one edge gateway of a site",
         description="Chạy cổng kết nối biên: đọc cảm biến, lưu đệm trên đĩa, gửi lên MQTT.\n"
                     "Run one edge gateway: read its stations' sensors, spool to disk, publish over MQTT (QoS 1).\n"
                     "Broker: VW_MQTT_URL (mqtt:// or mqtts://user:pass@host:port).",

@@ -12,7 +12,7 @@ from villagewatch.config import load_settings
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "ingest", help="run the ingest service (MQTT → InfluxDB); `ingest rejected` lists dead letters",
+        "ingest", help="dịch vụ ghi số liệu (MQTT → InfluxDB) / ingest service; `ingest rejected` lists dead letters",
         description="Subscribe to telemetry and status (persistent MQTT v5 session), validate each message "
                     "against the wire contract, write batches to InfluxDB, acknowledge only what is durable. "
                     "Invalid messages go to the dead-letter store. Settings: --config FILE and the VW_* "

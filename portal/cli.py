@@ -13,13 +13,13 @@ DEFAULT_PORT = 8482
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("portal", help="commune web portal: map, live stations, residents' feedback",
+    p = sub.add_parser("portal", help="cổng thông tin xã: bản đồ, trạm, phản ánh / commune portal: map, stations, feedback",
                        description="Cổng thông tin xã: bản đồ trạm, số liệu trực tiếp, phản ánh của người dân.")
     p.add_argument("--config", help="service settings YAML (VW_* environment variables override)")
     p.add_argument("--port", type=int, help=f"HTTP port (default: VW_PORTAL_PORT or {DEFAULT_PORT})")
     p.add_argument("--host", default="127.0.0.1", help="địa chỉ lắng nghe / address to listen on (default 127.0.0.1)")
     p.set_defaults(func=_run, _parser=p)
-    a = sub.add_parser("portal-account", help="sign-in accounts of the portal and inspector page",
+    a = sub.add_parser("portal-account", help="tài khoản đăng nhập cổng thông tin / portal and inspector sign-in accounts",
                        description="Tài khoản cán bộ (operator, inspector, admin) — one store for every web page.")
     a.add_argument("--config", help="service settings YAML (its data_dir holds auth.sqlite)")
     asub = a.add_subparsers(dest="action", required=True)

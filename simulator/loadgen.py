@@ -258,7 +258,7 @@ async def run_load(mqtt_url: str, fleet: Fleet, rounds: int, rate: float | None 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "loadgen", help="simulate thousands of stations publishing telemetry (QoS 1)",
+        "loadgen", help="mô phỏng hàng nghìn trạm gửi số liệu / simulate thousands of stations publishing (QoS 1)",
         description="Publish realistic contract telemetry for N simulated stations at a target rate. "
                     "Prints progress and the achieved rate. Broker from --mqtt-url or VW_MQTT_URL.")
     p.add_argument("--stations", type=int, default=1000, help="number of stations (1000)")
