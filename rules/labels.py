@@ -6,13 +6,38 @@ Shared by reports/ and dashboards/ so a Vietnamese text never shows "khu vực s
 
 from __future__ import annotations
 
-VARIANT_LABELS: dict[str, tuple[str, str]] = {
-    # rule-pack variant ids as a reader names them: flood gauges (flood-05-2020.yaml),
-    # noise areas (qcvn26-*.yaml)
-    "cao-lanh": ("Cao Lãnh", "Cao Lanh"), "truong-xuan": ("Trường Xuân", "Truong Xuan"),
-    "tan-chau": ("Tân Châu", "Tan Chau"), "chau-doc": ("Châu Đốc", "Chau Doc"),
-    "special": ("đặc biệt", "special"), "common": ("thông thường", "common"),
-}
+import functools
+from collections.abc import Iterator, Mapping
+
+
+@functools.cache
+def _variant_names() -> dict[str, tuple[str, str]]:
+    """Variant id → (Vietnamese name, English name), from the packs' own ``variant.names`` (data,
+    one source: a new gauge or noise area is named where it is defined)."""
+    from rules.rulepack import load_rule_packs
+    names: dict[str, tuple[str, str]] = {}
+    for pack in load_rule_packs().packs:
+        if pack.variant:
+            # only choices a pack names: a QCVN 08 class "B" is its own reader name
+            for choice in dict(pack.variant.names):
+                names.setdefault(choice, (pack.variant.name(choice, "vi"), pack.variant.name(choice, "en")))
+    return names
+
+
+class _VariantLabels(Mapping[str, tuple[str, str]]):
+    """Read-only view of the packs' variant names, loaded on first use (not at import)."""
+
+    def __getitem__(self, key: str) -> tuple[str, str]:
+        return _variant_names()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(_variant_names())
+
+    def __len__(self) -> int:
+        return len(_variant_names())
+
+
+VARIANT_LABELS: Mapping[str, tuple[str, str]] = _VariantLabels()
 
 
 def pick_lang(text: str, lang: str) -> str:
