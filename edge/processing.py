@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ PROCESSING_KEYS = ("calibration", "quality", "aggregate")
 MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
 # Floors on the spike scale (sigma): never below RESOLUTION_STEPS sensor steps (so quantization of a
 # smooth signal cannot make a spike), 0.1 % of the level, or an absolute 1e-6.
-RESOLUTION_STEPS = 1.0
+RESOLUTION_STEPS = 2.0
 RELATIVE_FLOOR = 1e-3
 ABSOLUTE_FLOOR = 1e-6
 AGG_STATS = ("mean", "min", "max", "last")
@@ -68,7 +69,7 @@ def _resolution(value: Any, ctx: Ctx) -> dict[str, float]:
 
 
 QUALITY = Map([
-    Key("spike_window", Num(5, 101, integer=True), required=False, default=9),
+    Key("spike_window", Num(5, 101, integer=True), required=False, default=25),
     Key("spike_k", Num(2, 50), required=False, default=6.0, doc="robust z-score above which a value is a spike"),
     Key("shift_count", Num(2, 100, integer=True), required=False, default=3,
         doc="consecutive values beyond the old level, agreeing with each other, that make a level shift"),
@@ -175,12 +176,20 @@ class StationProcessor:
         if len(hist) < self.spike_min_history:
             hist.append(value)
             return False
-        # pure Python on <= 101 floats: several times faster than numpy per reading at these sizes
-        ordered = sorted(hist)
-        med = _median_sorted(ordered)
-        mad = _median_sorted(sorted(abs(x - med) for x in ordered))
-        scale = max(MAD_TO_SIGMA * mad, self._scale_floor(name), RELATIVE_FLOOR * abs(med))
-        deviation = value - med
+        # The reference is the last accepted value moved on by the typical step (median of the
+        # history's increments), the scale the spread (MAD) of those increments. A window median as
+        # reference lags a curve: near every crest of a smooth tide or diurnal cycle it made z > 6.
+        # Pure Python on <= 101 floats: several times faster than numpy per reading at these sizes.
+        increments = sorted(b - a for a, b in pairwise(hist))
+        typical = _median_sorted(increments)
+        mad = _median_sorted(sorted(abs(d - typical) for d in increments))
+        predicted = hist[-1] + typical
+        # the step the data shows (smallest change between accepted values) counts as a resolution
+        # too: a sensor coarser than its metric's decimals must not make spikes of its last digit
+        observed_step = min((abs(d) for d in increments if d), default=0.0)
+        floor = max(self._scale_floor(name), RESOLUTION_STEPS * observed_step, RELATIVE_FLOOR * abs(predicted))
+        scale = max(MAD_TO_SIGMA * mad, floor)
+        deviation = value - predicted
         if abs(deviation) <= self.spike_k * scale:
             self.pending.pop(name, None)
             hist.append(value)
@@ -189,7 +198,7 @@ class StationProcessor:
         if pending:
             prev = pending[-1]
             # agreeing: same side of the old level, and nearer the previous candidate than the old level
-            if (prev - med) * deviation <= 0 or abs(value - prev) >= abs(deviation):
+            if (prev - predicted) * deviation <= 0 or abs(value - prev) >= abs(deviation):
                 pending.clear()
         pending.append(value)
         if len(pending) >= self.shift_count:
