@@ -188,7 +188,12 @@ class StationProcessor:
         # too: a sensor coarser than its metric's decimals must not make spikes of its last digit
         observed_step = min((abs(d) for d in increments if d), default=0.0)
         floor = max(self._scale_floor(name), RESOLUTION_STEPS * observed_step, RELATIVE_FLOOR * abs(predicted))
-        scale = max(MAD_TO_SIGMA * mad, floor)
+        # and never below the spread of the values themselves: 24 increments can look calmer than
+        # the noise by chance, and then ordinary noise beside them would be a "spike"
+        ordered = sorted(hist)
+        level = _median_sorted(ordered)
+        spread = _median_sorted(sorted(abs(x - level) for x in ordered))
+        scale = max(MAD_TO_SIGMA * max(mad, spread), floor)
         deviation = value - predicted
         if abs(deviation) <= self.spike_k * scale:
             self.pending.pop(name, None)
@@ -197,8 +202,9 @@ class StationProcessor:
         pending = self.pending.setdefault(name, [])
         if pending:
             prev = pending[-1]
-            # agreeing: same side of the old level, and nearer the previous candidate than the old level
-            if (prev - predicted) * deviation <= 0 or abs(value - prev) >= abs(deviation):
+            # agreeing: same side of the old level, and clearly nearer the previous candidate than the
+            # old level (so noise flagged beside the old level cannot carry a real outlier into it)
+            if (prev - predicted) * deviation <= 0 or abs(value - prev) >= abs(deviation) / 2:
                 pending.clear()
         pending.append(value)
         if len(pending) >= self.shift_count:
