@@ -166,7 +166,7 @@ class StationProcessor:
         return self._aggregate(ts_ms, values, flags)
 
     def _is_spike(self, name: str, value: float) -> bool:
-        """Robust z-score against the median/MAD of the last accepted values, with two guards that
+        """Robust z-score of the step from the last accepted value, with two guards that
         keep it from hiding real data: a scale floor (quantized smooth data has MAD 0, and then any
         step of the last digit would be a "spike"), and level shifts (``shift_count`` consecutive
         values beyond the old level that agree with each other are the new level, not spikes)."""
