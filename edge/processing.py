@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import deque
 from dataclasses import dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,12 @@ from villagewatch import contract
 from villagewatch.schema import Ctx, Key, ListOf, Map, Num, OneOf
 
 PROCESSING_KEYS = ("calibration", "quality", "aggregate")
+MAD_TO_SIGMA = 1.4826  # MAD of a normal distribution times this is its standard deviation
+# Floors on the spike scale (sigma): never below RESOLUTION_STEPS sensor steps (so quantization of a
+# smooth signal cannot make a spike), 0.1 % of the level, or an absolute 1e-6.
+RESOLUTION_STEPS = 2.0
+RELATIVE_FLOOR = 1e-3
+ABSOLUTE_FLOOR = 1e-6
 AGG_STATS = ("mean", "min", "max", "last")
 
 
@@ -51,9 +58,23 @@ CALIBRATION = Map([
     Key("valid_days", Num(1, 3650, integer=True), required=False, default=180),
 ], name="calibration")
 
+def _resolution(value: Any, ctx: Ctx) -> dict[str, float]:
+    if not isinstance(value, dict):
+        raise ctx.error("resolution is a mapping metric: step, e.g. {ph: 0.01, level: 0.005}")
+    out = {}
+    for name, step in value.items():
+        _metric_key(name, ctx)
+        out[name] = float(Num(1e-9, 1e6)(step, ctx))
+    return out
+
+
 QUALITY = Map([
-    Key("spike_window", Num(5, 101, integer=True), required=False, default=9),
+    Key("spike_window", Num(5, 101, integer=True), required=False, default=25),
     Key("spike_k", Num(2, 50), required=False, default=6.0, doc="robust z-score above which a value is a spike"),
+    Key("shift_count", Num(2, 100, integer=True), required=False, default=3,
+        doc="consecutive values beyond the old level, agreeing with each other, that make a level shift"),
+    Key("resolution", _resolution, required=False, default=dict,
+        doc="the sensor's step per metric; default 10^-decimals of the metric registry"),
     Key("flatline_count", Num(3, 100_000, integer=True), required=False, default=30,
         doc="identical consecutive values that mean a stuck sensor"),
 ], name="quality")
@@ -92,6 +113,12 @@ class _Window:
     flags: dict[str, set[str]] = field(default_factory=dict)
 
 
+def _median_sorted(xs: list[float]) -> float:
+    n = len(xs)
+    mid = n // 2
+    return xs[mid] if n % 2 else (xs[mid - 1] + xs[mid]) / 2
+
+
 class StationProcessor:
     """State of one station's processing: history for spike/flatline, the open aggregation window."""
 
@@ -100,10 +127,15 @@ class StationProcessor:
                              for m, c in (config.get("calibration") or {}).items()}
         q = config.get("quality") or QUALITY({}, Ctx("<defaults>"))
         self.spike_window, self.spike_k, self.flatline_count = q["spike_window"], q["spike_k"], q["flatline_count"]
+        self.shift_count: int = q.get("shift_count", 3)
+        self.resolution: dict[str, float] = dict(q.get("resolution") or {})
+        self.spike_min_history = max(5, self.spike_window // 2)
         agg = config.get("aggregate")
         self.agg_interval_ms = int(agg["interval_s"] * 1000) if agg else 0
         self.agg_stats = {k: v for k, v in (agg or {}).items() if k != "interval_s"}
         self.history: dict[str, deque[float]] = {}
+        self.pending: dict[str, list[float]] = {}  # values beyond the old level, not yet a level shift
+        self.scale_floor: dict[str, float] = {}
         self.same: dict[str, int] = {}
         self.last: dict[str, float] = {}
         self.window: _Window | None = None
@@ -134,19 +166,64 @@ class StationProcessor:
         return self._aggregate(ts_ms, values, flags)
 
     def _is_spike(self, name: str, value: float) -> bool:
-        hist = self.history.setdefault(name, deque(maxlen=self.spike_window))
-        spike = False
-        if len(hist) >= max(5, self.spike_window // 2):
-            arr = np.fromiter(hist, dtype=float)
-            med = float(np.median(arr))
-            mad = float(np.median(np.abs(arr - med)))
-            # a floor on the scale: a perfectly steady signal must not turn noise into "spikes"
-            scale = max(1.4826 * mad, 1e-3 * max(abs(med), 1.0))
-            spike = abs(value - med) > self.spike_k * scale
-        if not spike:
-            # a spike does not enter the history, so it cannot drag the median
+        """Robust z-score of the step from the last accepted value, with two guards that
+        keep it from hiding real data: a scale floor (quantized smooth data has MAD 0, and then any
+        step of the last digit would be a "spike"), and level shifts (``shift_count`` consecutive
+        values beyond the old level that agree with each other are the new level, not spikes)."""
+        hist = self.history.get(name)
+        if hist is None:
+            hist = self.history[name] = deque(maxlen=self.spike_window)
+        if len(hist) < self.spike_min_history:
             hist.append(value)
-        return spike
+            return False
+        # The reference is the last accepted value moved on by the typical step (median of the
+        # history's increments), the scale the spread (MAD) of those increments. A window median as
+        # reference lags a curve: near every crest of a smooth tide or diurnal cycle it made z > 6.
+        # Pure Python on <= 101 floats: several times faster than numpy per reading at these sizes.
+        increments = sorted(b - a for a, b in pairwise(hist))
+        typical = _median_sorted(increments)
+        mad = _median_sorted(sorted(abs(d - typical) for d in increments))
+        predicted = hist[-1] + typical
+        # the step the data shows (smallest change between accepted values) counts as a resolution
+        # too: a sensor coarser than its metric's decimals must not make spikes of its last digit
+        observed_step = min((abs(d) for d in increments if d), default=0.0)
+        floor = max(self._scale_floor(name), RESOLUTION_STEPS * observed_step, RELATIVE_FLOOR * abs(predicted))
+        # and never below the spread of the values themselves: 24 increments can look calmer than
+        # the noise by chance, and then ordinary noise beside them would be a "spike"
+        ordered = sorted(hist)
+        level = _median_sorted(ordered)
+        spread = _median_sorted(sorted(abs(x - level) for x in ordered))
+        scale = max(MAD_TO_SIGMA * max(mad, spread), floor)
+        deviation = value - predicted
+        if abs(deviation) <= self.spike_k * scale:
+            self.pending.pop(name, None)
+            hist.append(value)
+            return False
+        pending = self.pending.setdefault(name, [])
+        if pending:
+            prev = pending[-1]
+            # agreeing: same side of the old level, and clearly nearer the previous candidate than the
+            # old level (so noise flagged beside the old level cannot carry a real outlier into it)
+            if (prev - predicted) * deviation <= 0 or abs(value - prev) >= abs(deviation) / 2:
+                pending.clear()
+        pending.append(value)
+        if len(pending) >= self.shift_count:
+            # a level shift: the new level becomes the history; earlier flags stay as published
+            hist.clear()
+            hist.extend(pending)
+            pending.clear()
+            return False
+        return True
+
+    def _scale_floor(self, name: str) -> float:
+        floor = self.scale_floor.get(name)
+        if floor is None:
+            step = self.resolution.get(name)
+            if step is None:
+                metric = contract.METRICS.get(name)
+                step = 10.0 ** -metric.decimals if metric is not None else 0.0
+            floor = self.scale_floor[name] = max(RESOLUTION_STEPS * step, ABSOLUTE_FLOOR)
+        return floor
 
     def _is_flatline(self, name: str, value: float) -> bool:
         n = self.same.get(name, 0) + 1 if self.last.get(name) == value else 1
