@@ -68,6 +68,22 @@ def _resolution(value: Any, ctx: Ctx) -> dict[str, float]:
     return out
 
 
+# A dry day reads rain 0 mm for hours and a calm night wind 0 m/s: flagging those as a stuck sensor
+# would hide real readings (flagged readings are not evidence). A site can add its own.
+STEADY_VALUES: dict[str, tuple[float, ...]] = {"rain": (0.0,), "wind": (0.0,)}
+
+
+def _steady_values(value: Any, ctx: Ctx) -> dict[str, tuple[float, ...]]:
+    if not isinstance(value, dict):
+        raise ctx.error("steady_values is a mapping metric: [values], e.g. {rain: [0]}")
+    out = dict(STEADY_VALUES)
+    for name, values in value.items():
+        _metric_key(name, ctx)
+        items = values if isinstance(values, list) else [values]
+        out[name] = tuple(float(Num()(v, ctx)) for v in items)
+    return out
+
+
 QUALITY = Map([
     Key("spike_window", Num(5, 101, integer=True), required=False, default=25),
     Key("spike_k", Num(2, 50), required=False, default=6.0, doc="robust z-score above which a value is a spike"),
@@ -77,6 +93,8 @@ QUALITY = Map([
         doc="the sensor's step per metric; default 10^-decimals of the metric registry"),
     Key("flatline_count", Num(3, 100_000, integer=True), required=False, default=30,
         doc="identical consecutive values that mean a stuck sensor"),
+    Key("steady_values", _steady_values, required=False, default=lambda: dict(STEADY_VALUES),
+        doc="values a healthy sensor may hold for hours, never a flatline (rain 0 mm on a dry day)"),
 ], name="quality")
 
 PROCESSING_SCHEMA = Map([
@@ -129,6 +147,7 @@ class StationProcessor:
         self.spike_window, self.spike_k, self.flatline_count = q["spike_window"], q["spike_k"], q["flatline_count"]
         self.shift_count: int = q.get("shift_count", 3)
         self.resolution: dict[str, float] = dict(q.get("resolution") or {})
+        self.steady_values: dict[str, tuple[float, ...]] = dict(q.get("steady_values") or STEADY_VALUES)
         self.spike_min_history = max(5, self.spike_window // 2)
         agg = config.get("aggregate")
         self.agg_interval_ms = int(agg["interval_s"] * 1000) if agg else 0
@@ -228,7 +247,7 @@ class StationProcessor:
     def _is_flatline(self, name: str, value: float) -> bool:
         n = self.same.get(name, 0) + 1 if self.last.get(name) == value else 1
         self.same[name], self.last[name] = n, value
-        return n >= self.flatline_count
+        return n >= self.flatline_count and value not in self.steady_values.get(name, ())
 
     def _aggregate(self, ts_ms: int, values: dict[str, float], flags: dict[str, list[str]]):
         start = ts_ms - ts_ms % self.agg_interval_ms

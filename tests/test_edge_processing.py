@@ -33,6 +33,19 @@ def test_two_point_calibration_and_expiry_flag():
     assert values["ph"] == pytest.approx(4.00) and flags == {"ph": ["calibration_expired"]}
 
 
+def test_a_dry_day_is_not_a_stuck_rain_gauge():
+    """Rain 0 mm for hours is weather; the same non-zero value for as long is a stuck sensor."""
+    p = proc("quality: {flatline_count: 5}\n")
+    dry = [p.process(i * 1000, {"rain": 0.0, "air_temp": 30.0})[0][2] for i in range(40)]
+    assert all("rain" not in f for f in dry)
+    assert dry[-1] == {"air_temp": ["flatline"]}
+    p = proc("quality: {flatline_count: 5, steady_values: {fill: [0]}}\n")
+    flags = [p.process(i * 1000, {"fill": 0.0, "rain": 2.5})[0][2] for i in range(10)]
+    assert flags[-1] == {"rain": ["flatline"]}
+    with pytest.raises(ConfigError, match="steady_values"):
+        proc("quality: {steady_values: [0]}\n")
+
+
 def test_polynomial_calibration():
     p = proc("calibration:\n  ec: {points: [[0, 0], [1, 1], [2, 4], [3, 9]], degree: 2, date: 2025-01-01}\n")
     (_, values, _), = p.process(ms("2025-01-02"), {"ec": 2.5})
