@@ -56,6 +56,7 @@ class ClockStatus(_Status):
     reason: str | None = None
     mode: str = "sane"  # sane | os
     os_synced: bool | None = None
+    os_offset_s: float | None = None  # the kernel's estimate of the clock's error (NTP), when known
     offset_s: float | None = None  # operator offset
     steps: int = 0
     last_step_s: float | None = None
