@@ -112,3 +112,29 @@ def ingest_factory(stack, tmp_path):
     yield make
     for p in started:
         p.stop()
+
+
+def serve_app(app, port: int):
+    """Run an aiohttp app on a real socket (127.0.0.1:port) in a background thread; returns stop()."""
+    import asyncio
+    import threading
+
+    from aiohttp import web
+    loop = asyncio.new_event_loop()
+    ready = threading.Event()
+    runner = web.AppRunner(app)
+
+    async def start():
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", port).start()
+        ready.set()
+
+    thread = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True)
+    thread.start()
+    assert ready.wait(15), "the app did not start listening"
+
+    def stop():
+        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(15)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(15)
+    return stop

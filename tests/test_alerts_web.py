@@ -3,11 +3,9 @@ alert, acknowledge it with a note, find it in history; a screenshot is saved as 
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from pathlib import Path
 
-from aiohttp import web
+from conftest import serve_app
 from playwright.sync_api import sync_playwright
 
 from alerts.settings import AlertsConfig, hash_password
@@ -26,25 +24,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-backg
 T0 = 1_714_521_600_000
 
 
-def serve(app: web.Application, port: int):
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    runner = web.AppRunner(app)
-
-    async def start():
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        ready.set()
-
-    thread = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True)
-    thread.start()
-    assert ready.wait(10)
-
-    def stop():
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-    return stop
 
 
 def test_inspector_login_ack_history(tmp_path, artifacts_dir):
@@ -64,7 +43,7 @@ def test_inspector_login_ack_history(tmp_path, artifacts_dir):
         "khac": {"username": "khac", "name": "Xã khác", "password_hash": hash_password("mat-khau-2"),
                  "communes": ["xa-khac"], "role": "operator"}})
     port = free_port()
-    stop = serve(create_app(store, config, {site.commune: site}, on_change=published.append,
+    stop = serve_app(create_app(store, config, {site.commune: site}, on_change=published.append,
                             auth=AuthStore(tmp_path / "auth.sqlite")), port)
     base = f"http://127.0.0.1:{port}"
     try:
@@ -144,7 +123,7 @@ def test_inspector_page_shares_the_portal_sign_in(tmp_path):
         "thanh": {"username": "thanh", "name": "Thanh", "password_hash": hash_password(PASSWORD),
                   "communes": [site.commune], "role": "inspector"}})
     port = free_port()
-    stop_alerts = serve(create_app(store, config, site_map, auth=AuthStore(tmp_path / "auth.sqlite")), port)
+    stop_alerts = serve_app(create_app(store, config, site_map, auth=AuthStore(tmp_path / "auth.sqlite")), port)
     alerts_base = f"http://127.0.0.1:{port}"
     try:
         assert portal.signin.store.account("thanh").role == "inspector"  # seeded from the alerts YAML

@@ -6,17 +6,15 @@ needed for these pages, so its URL points at a closed port (the API then answers
 
 from __future__ import annotations
 
-import asyncio
 import http.cookiejar
 import re
-import threading
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
 import pytest
-from aiohttp import web
+from conftest import serve_app
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -41,26 +39,6 @@ REPO = Path(__file__).resolve().parent.parent
 PASSWORD = "mat-khau-dung-1"
 
 
-def serve(app: web.Application, port: int):
-    """Run an aiohttp app on a real socket in a background thread; returns stop()."""
-    loop = asyncio.new_event_loop()
-    ready = threading.Event()
-    runner = web.AppRunner(app)
-
-    async def start():
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        ready.set()
-
-    thread = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True)
-    thread.start()
-    assert ready.wait(15)
-
-    def stop():
-        asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(15)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(15)
-    return stop
 
 
 def make_portal(data_dir: Path, sites: dict, settings: Settings | None = None, public_url: str | None = None):
@@ -73,7 +51,7 @@ def make_portal(data_dir: Path, sites: dict, settings: Settings | None = None, p
     signin = SignIn(AuthStore(auth_db_path(data_dir)), public_url or base)
     portal = Portal(settings, sites, influx, FeedbackStore(data_dir / "portal.sqlite"), signin,
                     ruleset=load_rule_packs())
-    stop = serve(build_app(portal), port)
+    stop = serve_app(build_app(portal), port)
     return base, portal, stop
 
 
