@@ -65,11 +65,16 @@ _FIELD_WORDS = {"status": "Trạng thái", "assignee": "Giao cho", "station": "T
                 "alert_id": "Cảnh báo liên quan", "reply": "Trả lời"}
 
 
-def _event_words(e: dict) -> dict:
-    """"status: in_progress" as a person reads it: "Trạng thái: Đang xử lý"."""
+def _event_words(e: dict, site: Any = None, staff: list[Account] | None = None) -> dict:
+    """"status: in_progress" as a person reads it: "Trạng thái: Đang xử lý"; ids (station, account)
+    become the names a person knows."""
     field_name, _, value = e["what"].partition(": ")
     if field_name == "status":
         value = STATUSES.get(value, value)
+    elif field_name == "station" and site is not None and value in site.stations:
+        value = site.stations[value].name_vi
+    elif field_name == "assignee":
+        value = next((a.display for a in staff or [] if a.username == value), value)
     return {**e, "what": f"{_FIELD_WORDS.get(field_name, field_name)}: {value}"}
 
 
@@ -82,10 +87,14 @@ async def item_page(request: web.Request, error: str = "", status: int = 200) ->
     account = p.signin.require(request).account
     item = _item_for(request, account)
     site = p.sites.get(item["commune"])
+    staff = _staff_names(p, item["commune"])
+    station = site.stations.get(item["station"]) if site and item["station"] else None
     return aiohttp_jinja2.render_template("queue_item.html", request, {
-        "item": item, "events": [_event_words(e) for e in p.feedback.events(item["code"])], "statuses": STATUSES, "statuses_en": STATUSES_EN,
+        "item": item, "events": [_event_words(e, site, staff) for e in p.feedback.events(item["code"])],
+        "station_name": station.name_vi if station else item["station"],
+        "statuses": STATUSES, "statuses_en": STATUSES_EN,
         "category": CATEGORIES.get(item["category"], item["category"]), "local": _local,
-        "stations": list(site.stations.values()) if site else [], "staff": _staff_names(p, item["commune"]),
+        "stations": list(site.stations.values()) if site else [], "staff": staff,
         "error": error, "coords": (f"{number(item['lat'], 5)}; {number(item['lon'], 5)}"
                                    if item["lat"] is not None and item["lon"] is not None else "")}, status=status)
 

@@ -99,6 +99,9 @@ def test_portal_feedback_queue_assign_reply_link_and_scope(stack, scoped):  # no
         "in_progress", "op-a", TAP, 12, reply)
     _, _, page = op_a.request(f"/xu-ly/{code_a}")
     assert "Giao cho: op-a" in page and "Trạng thái: Đang xử lý" in page and "Trả lời: " in page  # history
+    # a person reads station names, not ids, in the item and its history
+    assert "Trạm liên quan: Nhà máy nước Tân Thuận" in page and f"Trạm liên quan: {TAP}" not in page
+    assert f">{TAP}</a>" not in page
     _, _, page = resident.request(f"/phan-anh/{code_a.lower()}")
     assert reply in page and "Đang xử lý" in page
     _, _, page = op_a.request("/xu-ly?status=in_progress")
