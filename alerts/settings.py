@@ -10,32 +10,56 @@ import hashlib
 import hmac
 import os
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from alerts.notify import CHANNELS
+from alerts.notify.channel import COMMON_KEYS, Channel
 from rules.rulepack import SEVERITIES, SEVERITY_RANK
-from villagewatch.schema import Any_, Bool, ConfigError, Ctx, Key, ListOf, Map, Num, OneOf, Str, load_yaml
+from villagewatch.schema import (
+    Any_,
+    ConfigError,
+    Ctx,
+    Key,
+    ListOf,
+    Map,
+    Num,
+    OneOf,
+    Str,
+    Validator,
+    load_yaml,
+)
 
-CHANNEL_TYPES = ("email", "webhook", "telegram")
 
-_CHANNEL = Map([
-    Key("type", OneOf(*CHANNEL_TYPES)),
-    # email
-    Key("host", Str(), required=False, default="127.0.0.1"),
-    Key("port", Num(1, 65535, integer=True), required=False, default=587),
-    Key("starttls", Bool(), required=False, default=True),
-    Key("username", Str(), required=False),
-    Key("password_env", Str(), required=False, doc="environment variable holding the password"),
-    Key("sender", Str(), required=False, default="villagewatch@localhost"),
-    Key("cafile", Str(), required=False, doc="CA bundle to verify the SMTP server's certificate"),
-    # webhook
-    Key("url", Str(r"https?://.+", "http(s) URL"), required=False),
-    # telegram
-    Key("api_base", Str(r"https?://.+", "http(s) URL"), required=False, default="https://api.telegram.org"),
-    Key("token_env", Str(), required=False),
-    Key("timeout_s", Num(0.1, 120), required=False, default=10),
-], name="channel")
+def channel_schema(channels: dict[str, Channel] | None = None) -> Validator:
+    """The schema of one entry under ``channels:``, built from the channel registry
+    (alerts/notify/__init__.py) when the file is read, so a registered channel needs nothing here.
+
+    The keys are those of every registered type (a key of another type is accepted, as before the
+    registry); each key is optional for the mapping, and a type's ``required`` keys are checked after
+    the defaults are filled in: "channel of type webhook needs `url`", with the file and line.
+    """
+    registry = CHANNELS if channels is None else channels
+    keys: dict[str, Key] = {}
+    for channel in registry.values():
+        for key in [*COMMON_KEYS, *channel.keys]:
+            keys.setdefault(key.name, replace(key, required=False))
+    mapping = Map([Key("type", OneOf(*registry)), *keys.values()], name="channel")
+
+    def check(value: Any, ctx: Ctx) -> dict[str, Any]:
+        data = mapping(value, ctx)
+        for need in registry[data["type"]].needs:
+            if data.get(need) in (None, ""):
+                raise ctx.error(f"channel {ctx.path.rpartition('.')[2]!r} of type {data['type']} needs `{need}`",
+                                _doc_of(registry[data["type"]], need))
+        return data
+    return check
+
+
+def _doc_of(channel: Channel, key: str) -> str | None:
+    return next((k.doc for k in channel.keys if k.name == key and k.doc), None)
+
 
 _ROUTE = Map([
     Key("communes", ListOf(Str(), min_len=1), required=False, default=lambda: ["*"]),
@@ -61,7 +85,8 @@ SCHEMA = Map([
     Key("escalate_after_s", Num(0), required=False),
     Key("retries", Num(0, 20, integer=True), required=False, default=4),
     Key("retry_backoff_s", Num(0), required=False, default=2),
-    Key("channels", Map([], extra=_CHANNEL, name="channels"), required=False, default=dict),
+    Key("channels", Map([], extra=lambda value, ctx: channel_schema()(value, ctx), name="channels"),
+        required=False, default=dict),
     Key("routes", ListOf(_ROUTE), required=False, default=list),
     Key("users", ListOf(_USER), required=False, default=list),
     Key("intake_window", Num(1, 65535, integer=True), required=False, default=2000,
@@ -116,11 +141,6 @@ def load_alerts_config(path: str | Path | None, env: dict[str, str] | None = Non
     raw = load_yaml(path)
     ctx = Ctx(str(path), "", getattr(raw, "start_line", 1))
     data = SCHEMA(raw or {}, ctx)
-    for name, ch in data["channels"].items():
-        need = {"email": ("host",), "webhook": ("url",), "telegram": ("token_env",)}[ch["type"]]
-        for key in need:
-            if not ch.get(key):
-                raise ConfigError(f"channel {name!r} of type {ch['type']} needs `{key}`", file=str(path))
     for i, route in enumerate(data["routes"]):
         for item in route["notify"] + route["escalate_to"]:
             channel = item.partition(":")[0]

@@ -30,7 +30,8 @@ ROLE_GATEWAY = "gateway"
 ROLE_INGEST = "ingest"
 ROLE_ALERTS = "alerts"
 ROLE_OPS = "ops"
-SERVICE_ROLES = (ROLE_INGEST, ROLE_ALERTS, ROLE_OPS)
+ROLE_PORTAL = "portal"
+SERVICE_ROLES = (ROLE_INGEST, ROLE_ALERTS, ROLE_OPS, ROLE_PORTAL)
 DEVICE_ROLES = (ROLE_STATION, ROLE_GATEWAY)
 
 # Sub-topics used by OTA. They hang below topics of the contract so ACL grants stay per device:
@@ -125,6 +126,12 @@ def acl_lines(account: Account) -> list[str]:
         return status_reads
     if role == ROLE_ALERTS:
         return status_reads + [f"topic readwrite {contract.TOPIC_ROOT}/+/{contract.ALERTS_SEGMENT}/#"]
+    if role == ROLE_PORTAL:
+        # residents' pages: live readings and alerts in, new feedback out (portal/queue_web.py); it
+        # may read feedback back (another portal worker's announcements); nobody else may write it
+        return [f"topic read {contract.TELEMETRY_SUBSCRIPTION}",
+                f"topic read {contract.ALERTS_SUBSCRIPTION}",
+                f"topic readwrite {contract.FEEDBACK_SUBSCRIPTION}"]
     if role == ROLE_OPS:
         # technicians' console: send commands and OTA manifests, watch status and OTA reports
         return (status_reads

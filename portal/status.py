@@ -26,6 +26,9 @@ from villagewatch import contract
 from villagewatch.sites import Station
 from villagewatch.textfmt import number, quantity, span
 
+# op -> allowed side of a one-sided limit, (vi, en): breached ``above`` X means "not above X" is allowed
+_ALLOWED = {"above": ("không vượt quá", "not above"), "at_or_above": ("dưới", "below"),
+            "below": ("không thấp hơn", "not below"), "at_or_below": ("trên", "above")}
 NEAR = 0.10  # "cần chú ý" within 10 % of a limit
 OFFLINE_INTERVALS = 3  # silent for more than N × the station's interval → mất kết nối
 LIMIT_KINDS = ("threshold", "band", "mean")
@@ -62,10 +65,11 @@ class Limit:
             text = (f"trong khoảng {span(r.lo, r.hi, unit, dec)}" if lang == "vi"
                     else f"within {span(r.lo, r.hi, unit, dec, 'en')}")
         else:
-            below = (r.op or "above").endswith("below")
+            # what is allowed, read from the regulation's comparison: a ≥ limit is breached AT the
+            # level, so the allowed side is "dưới" (strictly below), not "không vượt quá"
+            vi, en = _ALLOWED[r.op or "above"]
             limit = quantity(r.limit, unit, dec, lang)
-            text = (("không thấp hơn " if below else "không vượt quá ") + limit if lang == "vi"
-                    else ("not below " if below else "not above ") + limit)
+            text = f"{vi if lang == 'vi' else en} {limit}"
         if r.kind == "mean":
             avg = _half(r.averaging, lang)
             text += f" ({'trung bình' if lang == 'vi' else 'mean'} {avg})" if avg else ""
@@ -85,14 +89,14 @@ class Limit:
         worst = "ok"
         for v in values:
             if r.kind == "band" and r.lo is not None and r.hi is not None:
-                if v < r.lo or v > r.hi:
+                if r.breached_by(v):
                     state = "exceeded"
                 else:
                     margin = (r.hi - r.lo) * NEAR / 2
                     state = "warn" if v < r.lo + margin or v > r.hi - margin else "ok"
             elif r.limit is not None:
                 below = (r.op or "above").endswith("below")
-                bad = v < r.limit if below else (v >= r.limit if r.op == "at_or_above" else v > r.limit)
+                bad = r.breached_by(v)  # the one comparison (rules/rulepack.py), as the engine's
                 near = v < r.limit * (1 + NEAR) if below else v > r.limit * (1 - NEAR)
                 state = "exceeded" if bad else "warn" if near else "ok"
             else:

@@ -20,9 +20,10 @@ def _write(path: Path, table: tables.Table) -> Path:
 
 
 def write_csv(report: Report, out_dir: Path, stem: str, lang: str) -> list[Path]:
-    """The main CSV (per station and parameter) plus episodes and per-day companions."""
-    return [
-        _write(out_dir / f"{stem}.csv", tables.results_table(report, lang, machine=True)),
-        _write(out_dir / f"{stem}-episodes.csv", tables.episodes_table(report, lang, machine=True)),
-        _write(out_dir / f"{stem}-daily.csv", tables.daily_table(report, lang, machine=True)),
-    ]
+    """One file per table the sections declare (reports/sections): the main CSV (per station and
+    parameter) plus episodes and per-day companions."""
+    from reports.sections import SECTIONS
+
+    return [_write(out_dir / f"{stem}{suffix}.csv", table)
+            for section in SECTIONS if section.csv is not None
+            for suffix, table in section.csv(report, lang)]

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import io
 from html import escape
 from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from reports import summary, tables
-from reports.limits import pick_lang
+from reports import tables
 from reports.model import Report
 from reports.texts import t
-from reports.write_pdf import STATUS_COLOURS, title_text
+from reports.write_pdf import title_text
 
 CSS = """
 body{font-family:"DejaVu Sans",Arial,sans-serif;margin:2em auto;max-width:1200px;color:#222;line-height:1.4}
@@ -34,7 +32,7 @@ def png_bytes(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def _table(table: tables.Table) -> str:
+def html_table(table: tables.Table) -> str:
     header, rows = table
     head = "".join(f"<th>{escape(str(h))}</th>" for h in header)
     body = []
@@ -52,6 +50,10 @@ def _numeric(cell: object) -> bool:
 
 
 def write_html(report: Report, path: Path, lang: str, figures: list[tuple[str, bytes]]) -> Path:
+    """Header, then every section of the registry (reports/sections) in order, then the footer;
+    ``figures`` are the (title, PNG) pairs of the PDF pass."""
+    from reports.sections import SECTIONS  # the sections build with this module's helpers
+
     site = report.site
     name = site.name_vi if lang == "vi" or not site.name_en else site.name_en
     parts = [f'<!DOCTYPE html><html lang="{lang}"><head><meta charset="utf-8">',
@@ -60,50 +62,9 @@ def write_html(report: Report, path: Path, lang: str, figures: list[tuple[str, b
              f"<h1>{escape(title_text(report, lang))}</h1>",
              f'<p class="sub">{escape(name)}{" — " + escape(site.province) if site.province else ""}</p>',
              ]
-    if report.empty:
-        month = f"{report.month.month:02d}/{report.month.year}"
-        parts.append(f"<div class='empty'><b>{escape(t('empty_title', lang, month=month))}</b><br>"
-                     f"{escape(t('empty_text', lang))}</div>")
-    parts.append(f"<h2>{escape(t('verdicts', lang))}</h2><ul class='summary'>")
-    lines = summary.headlines(report, lang)
-    for h in lines[1:] if report.empty else lines:
-        parts.append(f'<li class="{h.status}"><span class="dot" style="color:{STATUS_COLOURS[h.status]}">●</span>'
-                     f"{escape(h.text)}</li>")
-    parts.append(f"</ul><h2>{escape(t('actions', lang))}</h2><ol>")
-    for a in summary.actions(report, lang):
-        who = "Người làm" if lang == "vi" else "Who"
-        parts.append(f"<li>{escape(a.what)}<br><i>{who}: {escape(a.who)}</i></li>")
-    parts.append("</ol><ul class='summary'>")
-    for h in summary.data_lines(report, lang):
-        parts.append(f'<li><span class="dot" style="color:{STATUS_COLOURS[h.status]}">●</span>{escape(h.text)}</li>')
-    parts.append(f"</ul><h2>{escape(t('in_force', lang))}</h2><ul>")
-    for line in summary.version_lines(report, lang):
-        parts.append(f"<li>{escape(line)}</li>")
-    parts.append("</ul>")
-    note = summary.unverified_used(report, lang)
-    if note:
-        parts.append(f"<p class='note'>{escape(note)}</p>")
-    parts.append(f"<h2>{escape(t('per_station', lang))}</h2>{_table(tables.results_table(report, lang))}")
-    if report.flood:
-        parts.append(f"<h2>{escape(t('flood', lang))}</h2>{_table(tables.flood_table(report, lang))}")
-    if report.waste:
-        parts.append(f"<h2>{escape(t('waste', lang))}</h2>{_table(tables.waste_table(report, lang))}")
-    for title, png in figures:
-        data = base64.b64encode(png).decode()
-        parts.append(f"<h2>{escape(title)}</h2><img alt=\"{escape(title)}\" src=\"data:image/png;base64,{data}\">")
-    parts.append(f"<h2>{escape(t('episode_list', lang))}</h2>{_table(tables.episodes_table(report, lang))}")
-    st = report.settings
-    parts.append(f"<section id='appendix'><h2>{escape(t('appendix', lang))}</h2>"
-                 f"<p class='note'><b>{escape(t('evidence', lang))}:</b> "
-                 f"{escape(t('evidence_text', lang, hours=st['day_min_hours'], win=st['day_min_windows_pct'], month=st['month_min_days_pct']))}</p>"
-                 f"<p class='note'><b>{escape(t('method', lang))}:</b> "
-                 f"{escape(t('method_text', lang, tz=report.month.timezone))}</p><ul class='note'>")
-    for v in report.versions:
-        title = v.title_vi if lang == "vi" else v.title_en
-        parts.append(f"<li>{escape(pick_lang(v.regulation, lang))} — {escape(title)}: "
-                     f"{escape(t('pack_id', lang).lower())} {escape(v.pack)}, SHA-256 {escape(v.digest)}; "
-                     f"{escape(pick_lang(v.source, lang))}</li>")
-    parts.append("</ul></section>")
+    for section in SECTIONS:
+        if section.html is not None:
+            parts += section.html(report, lang, figures)
     generated = report.generated_at.astimezone(report.month.tz).strftime("%d/%m/%Y %H:%M")
     parts.append(f"<p class='note'>{escape(t('generated', lang, at=generated))}</p></body></html>")
     path.write_text("\n".join(parts), encoding="utf-8")

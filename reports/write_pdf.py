@@ -8,11 +8,14 @@ are on the last page.
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Callable
+from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.backends.backend_pdf import PdfPages  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from reports import summary, tables  # noqa: E402
@@ -161,3 +164,28 @@ def table_pages(title: str, table: tables.Table, widths: list[float], rows_per_p
         for n, fig in enumerate(pages, 1):
             fig.text(0.97, 0.95, f"({n}/{len(pages)})", fontsize=9, ha="right")
     return pages
+
+
+def write_pdf(report: Report, path: Path, lang: str,
+              on_section: Callable[[str], None] | None = None) -> list[tuple[str, bytes]]:
+    """Every section of the registry (reports/sections) in order, page by page; returns the
+    (title, PNG) pairs of the pages the HTML shows too (drawn once, here)."""
+    from reports.sections import SECTIONS
+    from reports.write_html import png_bytes
+
+    figures_for_html: list[tuple[str, bytes]] = []
+    with PdfPages(path) as pdf:
+        meta = pdf.infodict()
+        meta["Title"] = f"{title_text(report, lang)} — {report.site.name_vi}"
+        meta["Subject"] = "villagewatch"
+        for section in SECTIONS:
+            if section.pdf is None:
+                continue
+            for fig, html_title in section.pdf(report, lang):
+                pdf.savefig(fig)
+                if html_title is not None:
+                    figures_for_html.append((html_title, png_bytes(fig)))
+                plt.close(fig)
+            if on_section is not None:
+                on_section(section.name)
+    return figures_for_html

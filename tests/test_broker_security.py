@@ -207,3 +207,43 @@ def test_gateway_acl_covers_its_stations_only(site):
         assert contract.telemetry_topic(COMMUNE, s) in writes
     other = next(s for s in site.stations.values() if s.gateway != gw)
     assert contract.telemetry_topic(COMMUNE, other.id) not in writes
+
+
+def test_portal_account_publishes_feedback_and_nobody_else_can(secured, site):
+    """The portal's service account writes vw/v1/<commune>/_feedback/<code> (contract.feedback_topic);
+    a station and the alerts service cannot forge one; the portal cannot forge telemetry."""
+    ws, broker = secured
+    a = prov.provision_station(ws, site, STATION_A)
+    portal = prov.provision_service(ws, "portal")
+    alerts = prov.provision_service(ws, "alerts")
+    eventually(lambda: try_connect(broker.plain_port, portal.device.id, portal.password).connected, 10,
+               "portal account accepted")
+    topic = contract.feedback_topic(COMMUNE, "AB23CD45")
+    own = contract.telemetry_topic(COMMUNE, STATION_A)
+    with MqttSession(broker.plain_port, portal.device.id, portal.password, v5=True) as po:
+        po.subscribe(contract.FEEDBACK_SUBSCRIPTION)
+        po.subscribe(contract.TELEMETRY_SUBSCRIPTION)
+        with MqttSession(broker.plain_port, a.device.id, a.password) as dev:
+            dev.publish(topic, b'{"forged": "station"}')
+        with MqttSession(broker.plain_port, alerts.device.id, alerts.password, v5=True) as al:
+            al.publish(topic, b'{"forged": "alerts"}')
+        po.publish(own, contract.Reading(COMMUNE, STATION_A, 1_700_000_000_000, 9, {"do": 0.1}).to_payload())
+        po.publish(topic, b'{"code": "AB23CD45"}')
+        with MqttSession(broker.plain_port, a.device.id, a.password) as dev:
+            dev.publish(own, contract.Reading(COMMUNE, STATION_A, 1_700_000_000_000, 10, {"do": 6}).to_payload())
+        eventually(lambda: po.received(own) and po.received(topic), 10, "the reading and the feedback")
+        assert po.payloads(topic) == [b'{"code": "AB23CD45"}']
+        assert [b'"seq":10' in m.payload for m in po.received(own)] == [True]
+    lines = acl_lines(Account("svc-portal", "$7$x", "portal"))
+    assert f"topic readwrite {contract.FEEDBACK_SUBSCRIPTION}" in lines
+    assert not any(contract.FEEDBACK_SEGMENT in line for role in ("ingest", "alerts", "ops")
+                   for line in acl_lines(Account("svc", "$7$x", role)))
+
+
+def test_feedback_topic_is_in_the_contract_and_refuses_bad_codes():
+    assert contract.feedback_topic(COMMUNE, "AB23CD45") == f"vw/v1/{COMMUNE}/_feedback/AB23CD45"
+    for bad in ("ab23cd45", "AB23CD4", "AB23CD4O", "AB23CD45/#", "+"):
+        with pytest.raises(ValueError):
+            contract.feedback_topic(COMMUNE, bad)
+    with pytest.raises(ValueError):
+        contract.feedback_topic("Tân Thuận", "AB23CD45")

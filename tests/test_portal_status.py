@@ -86,3 +86,27 @@ def test_assess_any_values_gives_a_state_and_a_sentence(station, values, age_ms)
     a = assess(s, RULES, _latest(vals), {m: (v, v) for m, v in vals.items()}, NOON + age_ms)
     assert a.state in {"ok", "warn", "exceeded", "offline", "no_data"}
     assert a.summary_vi and ":" in a.summary_vi
+
+
+@given(st.floats(-1e4, 1e4, allow_nan=False))
+@settings(max_examples=200, deadline=None)
+def test_status_judges_with_the_rules_own_comparison(value):
+    """The portal's "vượt ngưỡng" is Rule.breached_by (the engine's), for every op, and the words
+    state the allowed side: a ≥ limit (breached AT the level) reads "dưới", never "không vượt quá"."""
+    from portal.status import Limit
+    seen_ops = set()
+    for site_file in sorted((REPO / "sites").glob("*.yaml")):
+        site = load_site(site_file)
+        for station in site.stations.values():
+            for rule in RULES.rules_for(station):
+                if rule.kind not in ("threshold", "band") or (rule.limit is None and rule.lo is None):
+                    continue
+                seen_ops.add(rule.op)
+                assert (Limit(rule).judge([value]) == "exceeded") == rule.breached_by(value)
+                if rule.kind == "threshold":
+                    at_limit = Limit(rule).judge([rule.limit])
+                    assert (at_limit == "exceeded") == (rule.op in ("at_or_above", "at_or_below"))
+                    words = Limit(rule).words("vi")
+                    assert words.startswith({"above": "không vượt quá", "at_or_above": "dưới",
+                                             "below": "không thấp hơn", "at_or_below": "trên"}[rule.op])
+    assert {"above", "at_or_above", "below", None} <= seen_ops

@@ -35,11 +35,16 @@ MIN_TS_MS = 946_684_800_000  # 2000-01-01T00:00:00Z
 GATEWAY_SEGMENT = "_gw"
 ALERTS_SEGMENT = "_alerts"
 COMMANDS_SEGMENT = "_cmd"
+FEEDBACK_SEGMENT = "_feedback"  # residents' feedback, published by the portal (docs/protocol.md)
+# a feedback code as the portal issues it (portal/feedback.py): read over the phone, so no 0/O, 1/I
+FEEDBACK_CODE_PATTERN = r"[A-HJ-NP-Z2-9]{8}"
+FEEDBACK_CODE_RE = re.compile(FEEDBACK_CODE_PATTERN)
 
 TELEMETRY_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/telemetry"
 STATION_STATUS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/+/status"
 GATEWAY_STATUS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/{GATEWAY_SEGMENT}/+/status"
 ALERTS_SUBSCRIPTION = f"{TOPIC_ROOT}/+/{ALERTS_SEGMENT}/+"
+FEEDBACK_SUBSCRIPTION = f"{TOPIC_ROOT}/+/{FEEDBACK_SEGMENT}/+"
 
 # InfluxDB storage schema: villagewatch/storage.py owns the names; these aliases stay for callers.
 MEASUREMENT_TELEMETRY = storage.Telemetry.MEASUREMENT
@@ -79,6 +84,13 @@ def gateway_status_topic(commune: str, gateway: str) -> str:
 
 def alerts_topic(commune: str, station: str) -> str:
     return f"{TOPIC_ROOT}/{_check_id(commune, 'commune')}/{ALERTS_SEGMENT}/{_check_id(station, 'station')}"
+
+
+def feedback_topic(commune: str, code: str) -> str:
+    """Where the portal announces a new resident feedback (QoS 1, not retained)."""
+    if not isinstance(code, str) or not FEEDBACK_CODE_RE.fullmatch(code):
+        raise ValueError(f"feedback code {code!r} does not match {FEEDBACK_CODE_PATTERN}")
+    return f"{TOPIC_ROOT}/{_check_id(commune, 'commune')}/{FEEDBACK_SEGMENT}/{code}"
 
 
 def station_command_topic(commune: str, station: str) -> str:

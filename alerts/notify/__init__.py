@@ -1,6 +1,9 @@
 """Notification channels, one module per channel, and the dispatcher that drains the outbox.
 
-Registry: ``CHANNELS[type] -> async send(config, target, message)``. A channel raises on failure;
+Registry: ``CHANNELS[type] -> Channel`` (alerts/notify/channel.py: type name, settings keys, async
+``send(config, target, message)``); one line per channel below. A new channel is one module that ends
+in ``CHANNEL = Channel(...)`` plus its line here; the settings schema and checks follow from the
+registry (alerts/settings.py), and so does the dispatcher. A channel raises on failure;
 the dispatcher retries with exponential backoff, logs, and gives up after ``retries`` attempts.
 Each send runs in its own task with a timeout, so a slow or failing channel never blocks the
 others or the engine. The MQTT "channel" is the ``_alerts`` topic, published for every transition
@@ -12,24 +15,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from alerts.notify import email, telegram, webhook
-from alerts.notify.text import Message, build_message
+from alerts.notify.channel import Channel, Sender
+from alerts.notify.text import build_message
+
+__all__ = ["CHANNELS", "Channel", "Dispatcher", "Sender", "register"]
 
 log = logging.getLogger("villagewatch.alerts.notify")
 
-Sender = Callable[[dict[str, Any], str, Message], Awaitable[None]]
-
 REMINDER_EVENTS = ("renotify", "escalation")  # only meaningful while nobody has acknowledged
 
-CHANNELS: dict[str, Sender] = {
-    "email": email.send,
-    "webhook": webhook.send,
-    "telegram": telegram.send,
-}
+CHANNELS: dict[str, Channel] = {}
+
+
+def register(channel: Channel) -> Channel:
+    """Add a channel type (one line per channel module); a type name is registered once."""
+    if channel.type in CHANNELS and CHANNELS[channel.type] is not channel:
+        raise ValueError(f"notification channel type {channel.type!r} is registered twice")
+    CHANNELS[channel.type] = channel
+    return channel
+
+
+register(email.CHANNEL)
+register(webhook.CHANNEL)
+register(telegram.CHANNEL)
 
 
 @dataclass
@@ -65,7 +78,7 @@ class Dispatcher:
             if channel is None:
                 raise ValueError(f"channel {row['channel']!r} is not configured")
             message = build_message(alert, row["event"], self.config.public_url)
-            await asyncio.wait_for(CHANNELS[channel["type"]](channel, row["target"] or "", message),
+            await asyncio.wait_for(CHANNELS[channel["type"]].send(channel, row["target"] or "", message),
                                    timeout=float(channel.get("timeout_s", 10)) * 2)
         except Exception as exc:  # noqa: BLE001 - any channel failure is logged and retried
             attempts = row["attempts"] + 1

@@ -9,6 +9,9 @@ import ssl
 from email.message import EmailMessage
 from typing import Any
 
+from alerts.notify.channel import Channel
+from villagewatch.schema import Bool, Key, Num, Str
+
 
 def _send_sync(config: dict[str, Any], target: str, message) -> None:
     msg = EmailMessage()
@@ -31,3 +34,14 @@ async def send(config: dict[str, Any], target: str, message) -> None:
     if not target:
         raise ValueError("email route needs a recipient: write `channel:address@example.vn`")
     await asyncio.to_thread(_send_sync, config, target, message)
+
+
+CHANNEL = Channel("email", send, [
+    Key("host", Str(), required=True, default="127.0.0.1", doc="SMTP server"),
+    Key("port", Num(1, 65535, integer=True), required=False, default=587),
+    Key("starttls", Bool(), required=False, default=True),
+    Key("username", Str(), required=False),
+    Key("password_env", Str(), required=False, doc="environment variable holding the password"),
+    Key("sender", Str(), required=False, default="villagewatch@localhost"),
+    Key("cafile", Str(), required=False, doc="CA bundle to verify the SMTP server's certificate"),
+], doc=__doc__ or "")

@@ -11,6 +11,9 @@ from typing import Any
 
 import aiohttp
 
+from alerts.notify.channel import Channel
+from villagewatch.schema import Key, Str
+
 
 async def send(config: dict[str, Any], target: str, message) -> None:
     token = os.environ.get(config["token_env"], "")
@@ -23,3 +26,9 @@ async def send(config: dict[str, Any], target: str, message) -> None:
         answer = await resp.json(content_type=None)
         if resp.status != 200 or not answer.get("ok"):
             raise RuntimeError(f"Telegram answered HTTP {resp.status}: {answer.get('description', answer)}")
+
+
+CHANNEL = Channel("telegram", send, [
+    Key("api_base", Str(r"https?://.+", "http(s) URL"), required=False, default="https://api.telegram.org"),
+    Key("token_env", Str(), required=True, doc="environment variable holding the bot token"),
+], doc=__doc__ or "")

@@ -6,6 +6,9 @@ from typing import Any
 
 import aiohttp
 
+from alerts.notify.channel import Channel
+from villagewatch.schema import Key, Str
+
 
 async def send(config: dict[str, Any], target: str, message) -> None:
     url = target or config["url"]
@@ -14,3 +17,9 @@ async def send(config: dict[str, Any], target: str, message) -> None:
             session.post(url, json=message.payload()) as resp:
         if resp.status // 100 != 2:
             raise RuntimeError(f"webhook {url} answered HTTP {resp.status}")
+
+
+CHANNEL = Channel("webhook", send, [
+    Key("url", Str(r"https?://.+", "http(s) URL"), required=True,
+        doc="where the JSON is posted (a route's `webhook:URL` target overrides it)"),
+], doc=__doc__ or "")
