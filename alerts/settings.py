@@ -6,8 +6,6 @@ Secrets are not written in the file: ``password_env``/``token_env`` name environ
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import secrets
 from dataclasses import dataclass, field, replace
@@ -30,6 +28,9 @@ from villagewatch.schema import (
     Validator,
     load_yaml,
 )
+
+# one password scheme for the portal and the inspector page (re-exported for alerts' callers)
+from villagewatch.signin import hash_password, verify_password  # noqa: F401
 
 
 def channel_schema(channels: dict[str, Channel] | None = None) -> Validator:
@@ -155,23 +156,3 @@ def load_alerts_config(path: str | Path | None, env: dict[str, str] | None = Non
         data["renotify_s"], data["escalate_after_s"], data["retries"], data["retry_backoff_s"],
         data["channels"], data["routes"], users, data["rulepacks"], data["state_db"],
         data["intake_window"], data["stall_after_s"])
-
-
-# ---------------------------------------------------------------------- passwords (stdlib scrypt)
-_N, _R, _P = 2 ** 14, 8, 1
-
-
-def hash_password(password: str, salt: bytes | None = None) -> str:
-    salt = salt or secrets.token_bytes(16)
-    digest = hashlib.scrypt(password.encode(), salt=salt, n=_N, r=_R, p=_P, dklen=32)
-    return f"scrypt${_N}${_R}${_P}${salt.hex()}${digest.hex()}"
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        _, n, r, p, salt, digest = stored.split("$")
-        got = hashlib.scrypt(password.encode(), salt=bytes.fromhex(salt), n=int(n), r=int(r), p=int(p),
-                             dklen=len(digest) // 2)
-    except (ValueError, TypeError):
-        return False
-    return hmac.compare_digest(got.hex(), digest)

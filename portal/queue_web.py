@@ -23,12 +23,6 @@ from villagewatch import contract
 from villagewatch.signin import Account
 from villagewatch.textfmt import number
 
-FEEDBACK_SEGMENT = "_feedback"  # reserved segment ("_" prefix), proposed for villagewatch/contract.py
-
-
-def feedback_topic(commune: str, code: str) -> str:
-    return f"{contract.TOPIC_ROOT}/{commune}/{FEEDBACK_SEGMENT}/{code}"
-
 
 def _portal(request: web.Request) -> Any:
     from portal.app import APP_KEY
@@ -156,7 +150,7 @@ def notify_new(p: Any, code: str) -> None:
     if p.mqtt is not None:
         body = {**_event_body(item), "text": item["text"][:280], "created_ms": item["created_ms"],
                 "url": f"{p.signin.public_url}/xu-ly/{code}"}
-        p.mqtt.publish(feedback_topic(item["commune"], code), contract.encode_json(body), qos=1)
+        p.mqtt.publish(contract.feedback_topic(item["commune"], code), contract.encode_json(body), qos=1)
 
 
 def add_routes(app: web.Application) -> None:
