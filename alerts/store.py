@@ -132,18 +132,29 @@ class AlertStore:
         if tr.state == "retracted":
             return self._retract(tr, targets, now)
         with self._tx():
-            row = self.db.execute("SELECT * FROM alerts WHERE key=? AND state IN ('firing','acknowledged') AND late=?",
-                                  (tr.key, int(tr.late))).fetchone()
+            open_rows = self.db.execute("SELECT * FROM alerts WHERE key=? AND state IN ('firing','acknowledged') "
+                                        "ORDER BY id", (tr.key,)).fetchall()
+            same = next((r for r in open_rows if r["started_ms"] == tr.since_ms and tr.since_ms), None)
+            live = next((r for r in open_rows if not r["late"]), None)
             if tr.state == "firing":
-                if row is not None:
-                    return None  # already open (e.g. restored after a restart): no duplicate
+                if same is not None:
+                    return None  # this episode is open already: no duplicate
+                late = tr.late
+                if live is not None and not late:
+                    if tr.since_ms >= (live["started_ms"] or 0):
+                        return None  # already open (e.g. restored after a restart): no duplicate
+                    # an episode from before the open alert, reaching us now: recorded beside it, as history
+                    late = True
+                elif late and any(r["late"] for r in open_rows):
+                    return None
                 if self._recorded_episode(tr.key, tr.since_ms or tr.ts_ms, tr.ts_ms):
                     return None  # redelivered readings of an episode already recorded and resolved
-                alert_id = self._insert(tr, "firing", now)
+                alert_id = self._insert(tr, "firing", now, late=late)
                 self._event(alert_id, tr.ts_ms, "firing", "hệ thống", "", tr.value)
                 # historical: told once, now (its end, when it comes, is recorded silently)
-                self._enqueue(alert_id, "historical" if tr.late else "firing", targets, now)
+                self._enqueue(alert_id, "historical" if late else "firing", targets, now)
                 return self.get(alert_id)
+            row = same or next((r for r in open_rows if bool(r["late"]) == tr.late), None)
             if row is None:
                 return None  # resolved by a person already, or never opened here
             if row["fired_ms"] is not None and tr.ts_ms < row["fired_ms"]:
@@ -196,7 +207,7 @@ class AlertStore:
     def _reported(self, tr: Transition) -> sqlite3.Row | None:
         """The live alert a correction names: by the start it was reported with (``revises_since_ms``);
         an alert restored after a restart is known to the engine without its start (0): the open one."""
-        row = self.db.execute("SELECT * FROM alerts WHERE key=? AND late=0 AND started_ms=? AND state!='retracted' "
+        row = self.db.execute("SELECT * FROM alerts WHERE key=? AND started_ms=? AND state!='retracted' "
                               "ORDER BY id DESC LIMIT 1", (tr.key, tr.revises_since_ms)).fetchone()
         if row is None and not tr.revises_since_ms:
             row = self.db.execute("SELECT * FROM alerts WHERE key=? AND late=0 AND state IN ('firing','acknowledged')",
