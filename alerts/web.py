@@ -255,8 +255,11 @@ class Inspector:
                 + (f' {LATE_BADGE}<br><em>Ghi nhận từ dữ liệu đến muộn: chỉ thông báo một lần</em> '
                    '<span class="en">(recorded from late data: notified once)</span>' if alert["late"] else "")
                 + '</p>'
-                f'<p>Quy chuẩn: {_e(alert["regulation"])}<br>{_e(alert["table"])} — {_e(alert["column"])}<br>'
-                f'Thời gian lấy trung bình: {_e(alert["averaging"])}'
+                f'<p>Quy chuẩn: {_e(bilingual(alert["regulation"], "vi"))}<br>{_e(bilingual(alert["table"], "vi"))} — '
+                f'{_e(bilingual(alert["column"], "vi"))}<br>'
+                f'<span class="en">{_e(bilingual(alert["table"], "en"))} — {_e(bilingual(alert["column"], "en"))}</span><br>'
+                f'Thời gian lấy trung bình: {_e(bilingual(alert["averaging"], "vi"))} '
+                f'<span class="en">/ {_e(bilingual(alert["averaging"], "en"))}</span>'
                 + ("<br><em>Ngưỡng chưa kiểm chứng với văn bản gốc / limit not verified against the official text</em>" if alert["unverified"] else "")
                 + f'</p><p>Giá trị {_e(value_text(alert, alert["value"]))} · ngưỡng {_e(value_text(alert, alert["limit"]))} · '
                 f'từ {_e(local_time(alert["started_ms"] or alert["fired_ms"]))}'
