@@ -15,6 +15,12 @@ again and changes nothing; a ``resolved`` dated before the open alert fired is a
 readings and changes nothing. A genuinely separate episode (e.g. a late reading from before a
 recorded alert) does not overlap and is recorded.
 
+Late data (docs/alerts.md "Late data in the service"): an episode that reaches us already over
+(``firing`` and ``resolved`` from one engine call), a ``late`` firing, or one that began before the
+open live alert of its key is recorded as its own alert marked ``late`` (historical) with its true
+times and notified once (``historical``); corrections from the engine — ``revised`` (times moved)
+and ``retracted`` (state ``retracted``, never deleted, notified once) — are applied idempotently.
+
 Re-notify and escalation count on the service's clock from when people were first told
 (``notified_ms``), not from the data's timestamps: an alert fired from readings an edge gateway
 spooled for an hour is not escalated the moment it arrives, and a station whose clock runs ahead
