@@ -395,6 +395,10 @@ class AlertService:
         if len(self.influx_lines) == self.influx_lines.maxlen:
             log.warning("InfluxDB unreachable for long: oldest alert point dropped (still in SQLite)")
         note = alert["ack_note"] if state == "acknowledged" else alert["resolve_note"] if state == "resolved" else None
+        if state == "retracted":
+            # dashboards count an alert open until its last state is 'resolved' (dashboards/queries.py
+            # ALERT_OPEN): a withdrawn alert is closed there, its withdrawal said in the note
+            state, note = "resolved", "rút lại: dữ liệu đến muộn cho thấy cảnh báo không xảy ra / retracted (late data)"
         self.influx_lines.append(alert_line(
             commune=alert["commune"], station=alert["station"], rule=alert["rule"], severity=alert["severity"],
             state=state, ts_ms=ts_ms, value=alert["value"], limit=alert["limit"], metric=alert["metric"] or "",
@@ -414,6 +418,8 @@ class AlertService:
             return 0
         n = 0
         for event, alert in self.store.events_after(int(mark), limit=self.influx_lines.maxlen):
+            if event["state"] == "revised":
+                continue  # a correction of times, published with the alert's state, not a state of its own
             self._queue_point(alert, event["state"], int(event["ts_ms"]))
             n += 1
         if n:
