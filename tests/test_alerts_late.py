@@ -158,3 +158,34 @@ def test_late_data_that_moves_an_alerts_start_revises_it_without_telling_again(s
     assert outbox(svc, a["id"]) == ["firing"]
     send(svc, t0 + 11 * MIN, 1.8)
     assert [e["state"] for e in svc.store.events(a["id"])].count("revised") == 1
+
+
+def test_a_state_file_from_before_late_data_opens_and_keeps_its_alerts(tmp_path):
+    import sqlite3
+
+    from alerts.store import AlertStore
+
+    path = tmp_path / "old.sqlite"
+    db = sqlite3.connect(path)
+    db.executescript("""
+        CREATE TABLE alerts (id INTEGER PRIMARY KEY AUTOINCREMENT, key TEXT NOT NULL, rule TEXT NOT NULL,
+            pack TEXT NOT NULL, commune TEXT NOT NULL, station TEXT NOT NULL, station_name_vi TEXT,
+            station_name_en TEXT, metric TEXT, kind TEXT, severity TEXT NOT NULL, state TEXT NOT NULL,
+            value REAL, "limit" REAL, regulation TEXT, "table" TEXT, "column" TEXT, averaging TEXT,
+            unverified INTEGER, message_vi TEXT, message_en TEXT, started_ms INTEGER, fired_ms INTEGER,
+            acked_ms INTEGER, acked_by TEXT, ack_note TEXT, resolved_ms INTEGER, resolved_by TEXT,
+            resolve_note TEXT, last_value REAL, last_notified_ms INTEGER, escalated_ms INTEGER);
+        CREATE UNIQUE INDEX alerts_one_open ON alerts(key) WHERE state IN ('firing', 'acknowledged');
+        INSERT INTO alerts (key, rule, pack, commune, station, severity, state, metric, started_ms, fired_ms)
+            VALUES ('c/s/pond-do-low', 'pond-do-low', 'p', 'c', 's', 'critical', 'firing', 'do', 1, 2);
+    """)
+    db.close()
+    store = AlertStore(path)
+    try:
+        assert store.open_keys() == ["c/s/pond-do-low"]
+        [a] = store.active()
+        assert a["late"] == 0 and a["title_vi"] is None
+        names = {r[1] for r in store.db.execute("PRAGMA index_list(alerts)")}
+        assert "alerts_one_open" not in names and "alerts_one_live_open" in names
+    finally:
+        store.close()
