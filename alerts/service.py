@@ -64,7 +64,8 @@ class AlertService:
                  state_db: str | Path, client_id: str = DEFAULT_CLIENT_ID):
         self.settings, self.config, self.sites, self.ruleset = settings, config, sites, ruleset
         self.store = AlertStore(state_db)
-        self.engine = Engine(ruleset, sites, open_keys=self.store.open_keys())
+        # corrections (revised, retracted) are applied by the store (docs/alerts.md "Late data")
+        self.engine = Engine(ruleset, sites, open_keys=self.store.open_keys(), emit_corrections=True)
         self.dispatcher = Dispatcher(self.store, config)
         self.client_id = client_id
         self.intake: Intake | None = None
@@ -359,23 +360,27 @@ class AlertService:
 
     # ------------------------------------------------------------------ transitions
     def process(self, transitions: list[Transition]) -> None:
-        for tr in transitions:
-            targets = self.config.targets(tr.commune, tr.rule.severity)
-            alert = self.store.apply(tr, targets, now_ms())
-            if alert is not None:
-                log.info("alert %s %s: %s", alert["id"], alert["state"], alert["message_vi"])
-                self.publish_alert(alert)
+        """Record the transitions of one engine call (one message or tick) in one go: a firing and
+        its resolve from the same call are one historical episode (alerts/store.py ``apply_all``)."""
+        if not transitions:
+            return
+        published = self.store.apply_all(transitions, lambda tr: self.config.targets(tr.commune, tr.rule.severity),
+                                         now_ms())
+        for alert, state in published:
+            log.info("alert %s %s%s: %s", alert["id"], state, " (late)" if alert["late"] else "", alert["message_vi"])
+            self.publish_alert(alert, state)
 
-    def publish_alert(self, alert: dict[str, Any]) -> None:
-        """MQTT message and InfluxDB point for one lifecycle state of an alert."""
-        state = alert["state"]
+    def publish_alert(self, alert: dict[str, Any], state: str | None = None) -> None:
+        """MQTT message and InfluxDB point for one lifecycle state of an alert (default: its current one)."""
+        state = state or alert["state"]
         ts = {"firing": alert["fired_ms"], "acknowledged": alert["acked_ms"],
-              "resolved": alert["resolved_ms"]}.get(state) or now_ms()
+              "resolved": alert["resolved_ms"], "retracted": alert["retracted_ms"]}.get(state) or now_ms()
         body = {
             "id": alert["id"], "rule": alert["rule"], "metric": alert["metric"], "value": alert["value"],
             "limit": alert["limit"], "severity": alert["severity"], "state": state, "ts": ts,
             "regulation": alert["regulation"], "table": alert["table"], "column": alert["column"],
-            "unverified": bool(alert["unverified"]), "message_vi": alert["message_vi"],
+            "unverified": bool(alert["unverified"]), "late": bool(alert["late"]),
+            "started_ms": alert["started_ms"], "message_vi": alert["message_vi"],
             "message_en": alert["message_en"], "commune": alert["commune"], "station": alert["station"],
             "by": alert["acked_by"] if state == "acknowledged" else alert["resolved_by"] if state == "resolved" else None,
             "note": alert["ack_note"] if state == "acknowledged" else alert["resolve_note"] if state == "resolved" else None,
@@ -390,6 +395,10 @@ class AlertService:
         if len(self.influx_lines) == self.influx_lines.maxlen:
             log.warning("InfluxDB unreachable for long: oldest alert point dropped (still in SQLite)")
         note = alert["ack_note"] if state == "acknowledged" else alert["resolve_note"] if state == "resolved" else None
+        if state == "retracted":
+            # dashboards count an alert open until its last state is 'resolved' (dashboards/queries.py
+            # ALERT_OPEN): a withdrawn alert is closed there, its withdrawal said in the note
+            state, note = "resolved", "rút lại: dữ liệu đến muộn cho thấy cảnh báo không xảy ra / retracted (late data)"
         self.influx_lines.append(alert_line(
             commune=alert["commune"], station=alert["station"], rule=alert["rule"], severity=alert["severity"],
             state=state, ts_ms=ts_ms, value=alert["value"], limit=alert["limit"], metric=alert["metric"] or "",
@@ -409,6 +418,8 @@ class AlertService:
             return 0
         n = 0
         for event, alert in self.store.events_after(int(mark), limit=self.influx_lines.maxlen):
+            if event["state"] == "revised":
+                continue  # a correction of times, published with the alert's state, not a state of its own
             self._queue_point(alert, event["state"], int(event["ts_ms"]))
             n += 1
         if n:

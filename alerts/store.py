@@ -15,6 +15,12 @@ again and changes nothing; a ``resolved`` dated before the open alert fired is a
 readings and changes nothing. A genuinely separate episode (e.g. a late reading from before a
 recorded alert) does not overlap and is recorded.
 
+Late data (docs/alerts.md "Late data in the service"): an episode that reaches us already over
+(``firing`` and ``resolved`` from one engine call), a ``late`` firing, or one that began before the
+open live alert of its key is recorded as its own alert marked ``late`` (historical) with its true
+times and notified once (``historical``); corrections from the engine — ``revised`` (times moved)
+and ``retracted`` (state ``retracted``, never deleted, notified once) — are applied idempotently.
+
 Re-notify and escalation count on the service's clock from when people were first told
 (``notified_ms``), not from the data's timestamps: an alert fired from readings an edge gateway
 spooled for an hour is not escalated the moment it arrives, and a station whose clock runs ahead
@@ -26,11 +32,12 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 from rules.engine import Transition
+from rules.messages import local_time, rule_title
 
 OPEN_STATES = ("firing", "acknowledged")
 
@@ -45,7 +52,6 @@ CREATE TABLE IF NOT EXISTS alerts (
     resolved_ms INTEGER, resolved_by TEXT, resolve_note TEXT, last_value REAL,
     last_notified_ms INTEGER, escalated_ms INTEGER, notified_ms INTEGER
 );
-CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_open ON alerts(key) WHERE state IN ('firing', 'acknowledged');
 CREATE INDEX IF NOT EXISTS alerts_fired ON alerts(fired_ms);
 CREATE TABLE IF NOT EXISTS events (
     id INTEGER PRIMARY KEY AUTOINCREMENT, alert_id INTEGER NOT NULL, ts_ms INTEGER NOT NULL,
@@ -75,8 +81,14 @@ class AlertStore:
         self.db.execute("PRAGMA synchronous=FULL")
         self.db.executescript(_SCHEMA)
         columns = {r["name"] for r in self.db.execute("PRAGMA table_info(alerts)")}
-        if "notified_ms" not in columns:  # state files written before the column existed
-            self.db.execute("ALTER TABLE alerts ADD COLUMN notified_ms INTEGER")
+        for column, decl in (("notified_ms", "INTEGER"), ("late", "INTEGER NOT NULL DEFAULT 0"),
+                             ("title_vi", "TEXT"), ("title_en", "TEXT"), ("retracted_ms", "INTEGER")):
+            if column not in columns:  # state files written before the column existed
+                self.db.execute(f"ALTER TABLE alerts ADD COLUMN {column} {decl}")
+        # one open *live* alert per key; a historical (late) one may be open beside it
+        self.db.execute("DROP INDEX IF EXISTS alerts_one_open")
+        self.db.execute("CREATE UNIQUE INDEX IF NOT EXISTS alerts_one_live_open ON alerts(key) "
+                        "WHERE state IN ('firing', 'acknowledged') AND late=0")
         self.lock = threading.RLock()
 
     def close(self) -> None:
@@ -87,8 +99,33 @@ class AlertStore:
 
     # ------------------------------------------------------------------ engine transitions
     def open_keys(self) -> list[str]:
-        rows = self.db.execute("SELECT key FROM alerts WHERE state IN ('firing','acknowledged')").fetchall()
+        """Keys of the open live alerts (the engine resumes them; historical ones are not live state)."""
+        rows = self.db.execute("SELECT key FROM alerts WHERE state IN ('firing','acknowledged') AND late=0").fetchall()
         return [r["key"] for r in rows]
+
+    def apply_all(self, transitions: list[Transition], targets_for: Callable[[Transition], Iterable[tuple[str, str]]],
+                  now_ms: int) -> list[tuple[dict, str]]:
+        """Record the transitions of one engine call; returns (alert, state) pairs to publish.
+
+        A ``firing`` followed in the same call by the ``resolved`` of the same key is an episode
+        that is already over when it reaches us (an excursion inside a backlog): it is recorded as
+        one historical alert with its true start and end and notified once."""
+        out: list[tuple[dict, str]] = []
+        pending = list(transitions)
+        while pending:
+            tr = pending.pop(0)
+            if tr.state == "firing":
+                end = next((t for t in pending if t.key == tr.key and t.state in ("firing", "resolved")), None)
+                if end is not None and end.state == "resolved":
+                    pending.remove(end)
+                    alert = self.record_episode(tr, end, targets_for(tr), now_ms)
+                    if alert is not None:
+                        out += [(alert, "firing"), (alert, "resolved")]
+                    continue
+            alert = self.apply(tr, targets_for(tr), now_ms)
+            if alert is not None:
+                out.append((alert, alert["state"]))
+        return out
 
     def apply(self, tr: Transition, targets: Iterable[tuple[str, str]] = (), now_ms: int | None = None) -> dict | None:
         """Record an engine transition; returns the alert (as published) or None if nothing changed.
@@ -96,29 +133,34 @@ class AlertStore:
         ``now_ms`` is the service's clock (default: the transition's time): notifications are queued
         for then, and re-notify/escalation count from then."""
         now = tr.ts_ms if now_ms is None else now_ms
+        if tr.state == "revised":
+            return self._revise(tr, targets, now)
+        if tr.state == "retracted":
+            return self._retract(tr, targets, now)
         with self._tx():
-            row = self.db.execute("SELECT * FROM alerts WHERE key=? AND state IN ('firing','acknowledged')",
-                                  (tr.key,)).fetchone()
+            open_rows = self.db.execute("SELECT * FROM alerts WHERE key=? AND state IN ('firing','acknowledged') "
+                                        "ORDER BY id", (tr.key,)).fetchall()
+            same = next((r for r in open_rows if r["started_ms"] == tr.since_ms and tr.since_ms), None)
+            live = next((r for r in open_rows if not r["late"]), None)
             if tr.state == "firing":
-                if row is not None:
-                    return None  # already open (e.g. restored after a restart): no duplicate
-                if self._recorded_episode(tr):
+                if same is not None:
+                    return None  # this episode is open already: no duplicate
+                late = tr.late
+                if live is not None and not late:
+                    if tr.since_ms >= (live["started_ms"] or 0):
+                        return None  # already open (e.g. restored after a restart): no duplicate
+                    # an episode from before the open alert, reaching us now: recorded beside it, as history
+                    late = True
+                elif late and any(r["late"] for r in open_rows):
+                    return None
+                if self._recorded_episode(tr.key, tr.since_ms or tr.ts_ms, tr.ts_ms):
                     return None  # redelivered readings of an episode already recorded and resolved
-                r = tr.rule
-                cur = self.db.execute(
-                    """INSERT INTO alerts (key, rule, pack, commune, station, station_name_vi, station_name_en,
-                       metric, kind, severity, state, value, "limit", regulation, "table", "column", averaging,
-                       unverified, message_vi, message_en, started_ms, fired_ms, last_value, last_notified_ms,
-                       notified_ms)
-                       VALUES (?,?,?,?,?,?,?,?,?,?,'firing',?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-                    (tr.key, r.id, r.pack, tr.commune, tr.station, tr.station_name_vi, tr.station_name_en,
-                     r.metric, r.kind, r.severity, tr.value, tr.limit, r.regulation, r.table, r.column,
-                     r.averaging, int(r.unverified), tr.message_vi, tr.message_en, tr.since_ms, tr.ts_ms,
-                     tr.value, now, now))
-                alert_id = cur.lastrowid
+                alert_id = self._insert(tr, "firing", now, late=late)
                 self._event(alert_id, tr.ts_ms, "firing", "hệ thống", "", tr.value)
-                self._enqueue(alert_id, "firing", targets, now)
+                # historical: told once, now (its end, when it comes, is recorded silently)
+                self._enqueue(alert_id, "historical" if late else "firing", targets, now)
                 return self.get(alert_id)
+            row = same or next((r for r in open_rows if bool(r["late"]) == tr.late), None)
             if row is None:
                 return None  # resolved by a person already, or never opened here
             if row["fired_ms"] is not None and tr.ts_ms < row["fired_ms"]:
@@ -127,15 +169,95 @@ class AlertStore:
                             "resolve_note=?, last_value=? WHERE id=?",
                             (tr.ts_ms, tr.message_vi, tr.value, row["id"]))
             self._event(row["id"], tr.ts_ms, "resolved", "hệ thống", tr.message_vi, tr.value)
-            self._enqueue(row["id"], "resolved", targets, now)
+            if not row["late"]:
+                self._enqueue(row["id"], "resolved", targets, now)
             return self.get(row["id"])
 
-    def _recorded_episode(self, tr: Transition) -> bool:
-        since = tr.since_ms if tr.since_ms else tr.ts_ms
+    def record_episode(self, firing: Transition, resolved: Transition, targets: Iterable[tuple[str, str]],
+                       now_ms: int) -> dict | None:
+        """One finished episode (firing and end known together): one alert marked late, one notification."""
+        with self._tx():
+            if self._recorded_episode(firing.key, firing.since_ms or firing.ts_ms, resolved.ts_ms):
+                return None  # the same episode again (redelivered backlog)
+            alert_id = self._insert(firing, "resolved", now_ms, late=True, resolved=resolved)
+            self._event(alert_id, firing.ts_ms, "firing", "hệ thống", "", firing.value)
+            self._event(alert_id, resolved.ts_ms, "resolved", "hệ thống", resolved.message_vi, resolved.value)
+            self._enqueue(alert_id, "historical", targets, now_ms)
+            return self.get(alert_id)
+
+    def _insert(self, tr: Transition, state: str, now: int, late: bool | None = None,
+                resolved: Transition | None = None) -> int:
+        r = tr.rule
+        end = resolved.ts_ms if resolved else None
+        cur = self.db.execute(
+            """INSERT INTO alerts (key, rule, pack, commune, station, station_name_vi, station_name_en,
+               metric, kind, severity, state, value, "limit", regulation, "table", "column", averaging,
+               unverified, message_vi, message_en, started_ms, fired_ms, last_value, last_notified_ms,
+               notified_ms, late, title_vi, title_en, resolved_ms, resolved_by, resolve_note)
+               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+            (tr.key, r.id, r.pack, tr.commune, tr.station, tr.station_name_vi, tr.station_name_en,
+             r.metric, r.kind, r.severity, state, tr.value, tr.limit, r.regulation, r.table, r.column,
+             r.averaging, int(r.unverified), tr.message_vi, tr.message_en, tr.since_ms, tr.ts_ms,
+             resolved.value if resolved else tr.value, now, now, int(tr.late if late is None else late),
+             rule_title(r, "vi"), rule_title(r, "en"), end, "hệ thống" if resolved else None,
+             resolved.message_vi if resolved else None))
+        return int(cur.lastrowid)
+
+    def _recorded_episode(self, key: str, since: int, until: int) -> bool:
+        """An alert of ``key`` (not retracted) already covers part of [since, until]."""
         row = self.db.execute(
-            "SELECT id FROM alerts WHERE key=? AND started_ms<=? AND (resolved_ms IS NULL OR resolved_ms>=?) LIMIT 1",
-            (tr.key, tr.ts_ms, since)).fetchone()
+            "SELECT id FROM alerts WHERE key=? AND state!='retracted' AND started_ms<=? "
+            "AND (resolved_ms IS NULL OR resolved_ms>=?) LIMIT 1", (key, until, since)).fetchone()
         return row is not None
+
+    def _reported(self, tr: Transition) -> sqlite3.Row | None:
+        """The live alert a correction names: by the start it was reported with (``revises_since_ms``);
+        an alert restored after a restart is known to the engine without its start (0): the open one."""
+        row = self.db.execute("SELECT * FROM alerts WHERE key=? AND started_ms=? AND state!='retracted' "
+                              "ORDER BY id DESC LIMIT 1", (tr.key, tr.revises_since_ms)).fetchone()
+        if row is None and not tr.revises_since_ms:
+            row = self.db.execute("SELECT * FROM alerts WHERE key=? AND late=0 AND state IN ('firing','acknowledged')",
+                                  (tr.key,)).fetchone()
+        return row
+
+    def _revise(self, tr: Transition, targets: Iterable[tuple[str, str]], now: int) -> dict | None:
+        """Late data moved an alert's start (or end): the record follows, once; people are not told
+        again unless an alert reported over is open again."""
+        with self._tx():
+            row = self._reported(tr)
+            if row is None:
+                return None  # already revised (redelivery) or never recorded here
+            by_system = row["state"] == "resolved" and row["resolved_by"] == "hệ thống"
+            reopen = tr.ends_ms is None and by_system and self.db.execute(
+                "SELECT 1 FROM alerts WHERE key=? AND late=0 AND state IN ('firing','acknowledged')",
+                (tr.key,)).fetchone() is None
+            new_end = tr.ends_ms if by_system and tr.ends_ms is not None else row["resolved_ms"]
+            if (row["started_ms"], row["fired_ms"], row["resolved_ms"]) == (tr.since_ms, tr.ts_ms, new_end) \
+                    and not reopen:
+                return None
+            self.db.execute("UPDATE alerts SET started_ms=?, fired_ms=?, resolved_ms=? WHERE id=?",
+                            (tr.since_ms, tr.ts_ms, new_end, row["id"]))
+            if reopen:
+                self.db.execute("UPDATE alerts SET state='firing', resolved_ms=NULL, resolved_by=NULL, "
+                                "resolve_note=NULL WHERE id=?", (row["id"],))
+            self._event(row["id"], now, "revised", "hệ thống",
+                        f"dữ liệu đến muộn: bắt đầu {_clock(row['started_ms'])} → {_clock(tr.since_ms)}", tr.value)
+            if reopen:
+                self._event(row["id"], tr.ts_ms, "firing", "hệ thống", "", tr.value)
+                self._enqueue(row["id"], "firing", targets, now)
+            return self.get(row["id"])
+
+    def _retract(self, tr: Transition, targets: Iterable[tuple[str, str]], now: int) -> dict | None:
+        """Late data shows the alert never happened: marked retracted (never deleted), told once."""
+        with self._tx():
+            row = self._reported(tr)
+            if row is None:
+                return None  # already retracted (redelivery) or never recorded here
+            self.db.execute("UPDATE alerts SET state='retracted', retracted_ms=? WHERE id=?", (now, row["id"]))
+            self._event(row["id"], now, "retracted", "hệ thống",
+                        "dữ liệu đến muộn cho thấy điều kiện không kéo dài đủ lâu", tr.value)
+            self._enqueue(row["id"], "retracted", targets, now)
+            return self.get(row["id"])
 
     # ------------------------------------------------------------------ service facts
     def get_meta(self, name: str) -> str | None:
@@ -175,7 +297,8 @@ class AlertStore:
         An escalation also tells the first list, so it counts as their reminder too."""
         out: list[tuple[dict, str]] = []
         with self._tx():
-            rows = self.db.execute("SELECT * FROM alerts WHERE state='firing'").fetchall()
+            # historical alerts are told once: no reminders, no escalation
+            rows = self.db.execute("SELECT * FROM alerts WHERE state='firing' AND late=0").fetchall()
             for r in rows:
                 told = r["notified_ms"] if r["notified_ms"] is not None else r["fired_ms"]
                 if escalate_after_s is not None and r["escalated_ms"] is None \
@@ -301,6 +424,10 @@ class _Tx:
                 self.store.db.execute("ROLLBACK" if exc_type else "COMMIT")
         finally:
             self.store.lock.release()
+
+
+def _clock(ts_ms: int | None) -> str:
+    return local_time(ts_ms) if ts_ms else "—"
 
 
 def to_json(alert: dict) -> str:

@@ -21,9 +21,10 @@ from typing import Any
 
 from aiohttp import web
 
+from alerts.notify.text import value_text
 from alerts.settings import AlertsConfig
 from alerts.store import AlertStore, StoreError
-from rules.messages import SEVERITY_LABELS, STATE_LABELS, bilingual, fmt_number, local_time
+from rules.messages import SEVERITY_LABELS, STATE_LABELS, bilingual, local_time
 from villagewatch.signin import (
     COOKIE,
     CSRF_COOKIE,
@@ -38,6 +39,12 @@ from villagewatch.signin import (
     same_origin,
 )
 
+# alert states and event kinds beyond the engine's: corrections from late data (docs/alerts.md "Late data")
+LABELS = {**STATE_LABELS, "retracted": ("Đã rút lại", "Withdrawn"),
+          "revised": ("Điều chỉnh thời gian theo dữ liệu đến muộn", "Times revised from late data")}
+LATE_BADGE = ("<span class='badge late' title='dữ liệu đến muộn / late data'>lịch sử "
+              "<span class='en'>/ historical</span></span>")
+
 INSPECTOR: web.AppKey = web.AppKey("inspector")
 SESSION_KEY = web.RequestKey("vw_session", object)
 
@@ -51,7 +58,7 @@ th{background:#eaeef2} .critical{background:#ffd7d5} .warning{background:#fff1c2
 form.inline{display:inline} textarea{width:100%;max-width:480px} .err{color:#b00020}
 .box{background:#fff;border:1px solid #d0d7de;padding:12px;margin-bottom:12px;max-width:900px}
 .scroll{overflow-x:auto;max-width:100%} *{box-sizing:border-box} body{overflow-wrap:break-word}
-input,select,textarea,button{max-width:100%}
+input,select,textarea,button{max-width:100%} .late{background:#e6e0f8} .retracted{text-decoration:line-through}
 """
 
 
@@ -158,9 +165,9 @@ class Inspector:
         rows = []
         for a in alerts:
             sev_vi, sev_en = SEVERITY_LABELS[a["severity"]]
-            st_vi, st_en = STATE_LABELS[a["state"]]
-            since = local_time(a["fired_ms"])
-            if history and a["resolved_ms"]:
+            st_vi, st_en = LABELS[a["state"]]
+            since = local_time(a["started_ms"] or a["fired_ms"])
+            if (history or a["late"]) and a["resolved_ms"]:
                 since += f" → {local_time(a['resolved_ms'])}"
             unverified = " <span class='en'>(ngưỡng chưa kiểm chứng / unverified)</span>" if a["unverified"] else ""
             rows.append(
@@ -168,10 +175,11 @@ class Inspector:
                 f'<div class="en">{_e(sev_en)}</div></td>'
                 f'<td>{_e(a["station_name_vi"])}<div class="en">{_e(a["commune"])}/{_e(a["station"])}</div></td>'
                 f'<td><a href="/alert/{a["id"]}">{_e(a["message_vi"])}</a><div class="en">{_e(a["message_en"])}</div></td>'
-                f'<td>{_e(fmt_number(a["value"]))} / {_e(fmt_number(a["limit"]))}</td>'
+                f'<td>{_e(value_text(a, a["value"]))} / {_e(value_text(a, a["limit"]))}</td>'
                 f'<td>{_e(bilingual(a["regulation"], "vi"))}<div class="en">{_e(bilingual(a["table"], "vi"))}, '
                 f'{_e(bilingual(a["column"], "vi"))}; {_e(bilingual(a["averaging"], "vi"))}</div>{unverified}</td>'
-                f'<td>{_e(since)}</td><td>{_e(st_vi)}<div class="en">{_e(st_en)}</div></td></tr>')
+                f'<td>{_e(since)}</td><td class="{_e(a["state"])}">{_e(st_vi)}<div class="en">{_e(st_en)}</div>'
+                f'{LATE_BADGE if a["late"] else ""}</td></tr>')
         # the table scrolls inside its box on a phone; the page itself never scrolls sideways
         return f'<div class="scroll"><table>{head}{"".join(rows)}</table></div>'
 
@@ -212,7 +220,7 @@ class Inspector:
             return f'<select name="{name}"><option value="">— tất cả —</option>{opts}</select>'
 
         form = (f'<form method="get" action="/history" class="box">Trạm <input name="station" value="{_e(q.get("station", ""))}" size="16"> '
-                f'Mức độ {sel("severity", SEVERITY_LABELS)} Trạng thái {sel("state", STATE_LABELS)} '
+                f'Mức độ {sel("severity", SEVERITY_LABELS)} Trạng thái {sel("state", {k: v for k, v in LABELS.items() if k != "revised"})} '
                 f'Từ ngày <input type="date" name="from" value="{_e(q.get("from", ""))}"> '
                 f'đến <input type="date" name="to" value="{_e(q.get("to", ""))}"> '
                 f'Tìm <input name="q" value="{_e(q.get("q", ""))}" size="14"> <button type="submit">Lọc / Filter</button></form>')
@@ -226,7 +234,7 @@ class Inspector:
             raise web.HTTPNotFound(text="Không tìm thấy cảnh báo / alert not found")
         events = self.store.events(alert["id"])
         ev_rows = "".join(
-            f"<tr><td>{_e(local_time(e['ts_ms']))}</td><td>{_e(STATE_LABELS[e['state']][0])}</td>"
+            f"<tr><td>{_e(local_time(e['ts_ms']))}</td><td>{_e(LABELS.get(e['state'], (e['state'],))[0])}</td>"
             f"<td>{_e(e['who'])}</td><td>{_e(e['note'])}</td></tr>" for e in events)
         token = self.csrf(request)
         actions = ""
@@ -243,12 +251,20 @@ class Inspector:
         sev_vi, sev_en = SEVERITY_LABELS[alert["severity"]]
         body = (f'<h2>Cảnh báo #{alert["id"]} <span class="en">/ Alert</span></h2>{err}<div class="box {alert["severity"]}">'
                 f'<p><strong>{_e(alert["message_vi"])}</strong><br><span class="en">{_e(alert["message_en"])}</span></p>'
-                f'<p>Mức độ: {_e(sev_vi)} <span class="en">({_e(sev_en)})</span> · Trạng thái: <span id="state">{_e(STATE_LABELS[alert["state"]][0])}</span></p>'
-                f'<p>Quy chuẩn: {_e(alert["regulation"])}<br>{_e(alert["table"])} — {_e(alert["column"])}<br>'
-                f'Thời gian lấy trung bình: {_e(alert["averaging"])}'
+                f'<p>Mức độ: {_e(sev_vi)} <span class="en">({_e(sev_en)})</span> · Trạng thái: <span id="state">{_e(LABELS[alert["state"]][0])}</span>'
+                + (f' {LATE_BADGE}<br><em>Ghi nhận từ dữ liệu đến muộn: chỉ thông báo một lần</em> '
+                   '<span class="en">(recorded from late data: notified once)</span>' if alert["late"] else "")
+                + '</p>'
+                f'<p>Quy chuẩn: {_e(bilingual(alert["regulation"], "vi"))}<br>{_e(bilingual(alert["table"], "vi"))} — '
+                f'{_e(bilingual(alert["column"], "vi"))}<br>'
+                f'<span class="en">{_e(bilingual(alert["table"], "en"))} — {_e(bilingual(alert["column"], "en"))}</span><br>'
+                f'Thời gian lấy trung bình: {_e(bilingual(alert["averaging"], "vi"))} '
+                f'<span class="en">/ {_e(bilingual(alert["averaging"], "en"))}</span>'
                 + ("<br><em>Ngưỡng chưa kiểm chứng với văn bản gốc / limit not verified against the official text</em>" if alert["unverified"] else "")
-                + f'</p><p>Giá trị {_e(fmt_number(alert["value"]))} · ngưỡng {_e(fmt_number(alert["limit"]))} · '
-                f'từ {_e(local_time(alert["fired_ms"]))}</p></div>{actions}'
+                + f'</p><p>Giá trị {_e(value_text(alert, alert["value"]))} · ngưỡng {_e(value_text(alert, alert["limit"]))} · '
+                f'từ {_e(local_time(alert["started_ms"] or alert["fired_ms"]))}'
+                + (f' đến {_e(local_time(alert["resolved_ms"]))}' if alert["resolved_ms"] else "")
+                + f'</p></div>{actions}'
                 f'<h3>Diễn biến <span class="en">/ Events</span></h3><div class="scroll"><table><tr><th>Lúc</th><th>Trạng thái</th><th>Người</th><th>Ghi chú</th></tr>{ev_rows}</table></div>')
         return _page(f"Cảnh báo #{alert['id']}", body, user, self.csrf(request))
 

@@ -66,7 +66,7 @@ def test_inspector_login_ack_history(tmp_path, artifacts_dir):
             page.goto(base + "/")
             row = page.locator(f"tr[data-alert-id='{alert['id']}']")
             text = row.inner_text()
-            assert "Khẩn cấp" in text and "Ao nuôi A3" in text and "1,8 / 3" in text and "Ngưỡng vận hành ao nuôi" in text
+            assert "Khẩn cấp" in text and "Ao nuôi A3" in text and "1,8 mg/L / 3 mg/L" in text and "Ngưỡng vận hành ao nuôi" in text
             row.locator("a").click()
             page.fill("#ack-note", "Đã bật máy sục khí ao A3")
             page.click("#ack")
