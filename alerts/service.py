@@ -87,6 +87,9 @@ class AlertService:
         self.evaluation_errors = 0  # messages whose evaluation raised (a bug): logged, acknowledged
         self.store_retries = 0  # SQLite failures while persisting transitions (retried, not acked meanwhile)
         self._unrecorded_ticks: list[Transition] = []
+        # whether the broker held a session for us last time (start() reads it from the store); set
+        # here too so an on_connect that races start() never meets a missing attribute
+        self._had_session = False
 
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
