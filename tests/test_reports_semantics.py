@@ -46,11 +46,10 @@ STATIONS = ("nmn-tan-thuan", "ao-ca-tra-a3", "muc-nuoc-song-tien")
 
 
 def small_site(tmp_path: Path) -> Path:
-    """The pilot site, three stations at 5 minutes. The edge's spike detector is configured with
-    spike_k 50: at its default (6) it flags most readings of the simulator's smooth, 0.01-quantised
-    signals as spikes (reported in the issue tracker), which would leave nothing to compare."""
+    """The pilot site, three stations at 5 minutes, with the edge's default quality settings (the same
+    flags a real gateway would send)."""
     raw = yaml.safe_load(Path("sites/tan-thuan-dong.yaml").read_text(encoding="utf-8"))
-    raw["stations"] = [dict(s, interval_s=300, source={"type": "simulated", "quality": {"spike_k": 50}})
+    raw["stations"] = [dict(s, interval_s=300, source={"type": "simulated"})
                        for s in raw["stations"] if s["id"] in STATIONS]
     path = tmp_path / "small.yaml"
     path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")

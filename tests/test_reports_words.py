@@ -33,7 +33,7 @@ DECIMAL_COMMA = re.compile(r"(?<![\d.])(\d+,\d+)(?!\d)\s*([^\s,;.)]*)")
 
 def _site(tmp_path: Path) -> Path:
     raw = yaml.safe_load(Path("sites/tan-thuan-dong.yaml").read_text(encoding="utf-8"))
-    raw["stations"] = [dict(s, interval_s=300, source={"type": "simulated", "quality": {"spike_k": 50}})
+    raw["stations"] = [dict(s, interval_s=300, source={"type": "simulated"})
                        for s in raw["stations"] if s["id"] in STATIONS]
     folder = tmp_path / "sites"
     folder.mkdir()
