@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         importlib.import_module(name).register(sub)
+    # `ota agent` runs on a gateway: the edge owns it, under the technician tools' `ota` group. The
+    # app floor composes the two, so neither part imports the other.
+    from edge.cli import register_ota_agent
+    register_ota_agent(sub.choices["ota"].get_default("_subcommands"))
     return parser
 
 

@@ -6,7 +6,10 @@ import argparse
 import asyncio
 import logging
 import signal
+import sys
 from pathlib import Path
+
+from villagewatch.errors import UserError
 
 log = logging.getLogger("edge")
 
@@ -120,3 +123,41 @@ async def _main(gateway) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await gateway.run(stop)
+
+
+def register_ota_agent(ota_commands: argparse._SubParsersAction) -> None:
+    """``villagewatch ota agent``: the gateway's OTA agent on its own (the gateway normally embeds
+    it). Added under the technician tools' ``ota`` group by the app floor."""
+    p = ota_commands.add_parser("agent", help="chạy tác tử OTA của cổng kết nối / run the gateway OTA agent (the edge gateway normally embeds it)")
+    p.add_argument("--commune", required=True, help="mã xã / commune id")
+    p.add_argument("--gateway", required=True, help="mã cổng kết nối / gateway id")
+    p.add_argument("--install-dir", type=Path, required=True, help="thư mục cài đặt / install folder of the gateway software")
+    p.add_argument("--public-key", type=Path, required=True, help="khóa công khai ký OTA / OTA signing public key (signing.pub)")
+    p.add_argument("--mqtt-url", help="URL tài khoản cổng kết nối / gateway account URL (env VW_MQTT_URL)")
+    p.set_defaults(func=_ota_agent)
+
+
+def _ota_agent(args: argparse.Namespace) -> int:
+    import signal
+    import threading
+
+    from edge.ota_agent import OtaAgent
+    from villagewatch.config import load_settings
+    from villagewatch.mqtt_util import MqttConnectError
+    settings = load_settings()
+    try:
+        agent = OtaAgent(mqtt_url=args.mqtt_url or settings.mqtt_url, commune=args.commune, gateway=args.gateway,
+                         install_dir=args.install_dir, public_key=args.public_key,
+                         ca_file=settings.mqtt_ca_file, cert_file=settings.mqtt_cert_file,
+                         key_file=settings.mqtt_key_file).start()
+    except MqttConnectError as exc:
+        raise UserError(str(exc), hint=exc.hint) from exc
+    print(f"OTA agent for {agent.device_id} on {agent.command_topic}", file=sys.stderr)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *a: stop.set())
+    try:
+        stop.wait()
+    except KeyboardInterrupt:
+        pass
+    agent.stop()
+    return 0

@@ -155,6 +155,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     o = sub.add_parser("ota", help="cập nhật từ xa có ký số / signed over-the-air updates")
     o.set_defaults(_parser=o)
     osub = o.add_subparsers(dest="ota_command", metavar="ACTION")
+    # `ota agent` runs on a gateway and belongs to the edge: the app floor adds it here
+    # (app/cli.py → edge.cli.register_ota_agent), so the technician tools never import the edge
+    o.set_defaults(_subcommands=osub)
     p = osub.add_parser("keygen", help="tạo cặp khóa ký Ed25519 / create the Ed25519 signing key pair")
     _common(p)
     p.set_defaults(func=_ota_keygen)
@@ -179,13 +182,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="kết quả dạng máy đọc / machine-readable result")
     _common(p)
     p.set_defaults(func=_ota_status)
-    p = osub.add_parser("agent", help="chạy tác tử OTA của cổng kết nối / run the gateway OTA agent (the edge gateway normally embeds it)")
-    p.add_argument("--commune", required=True, help="mã xã / commune id")
-    p.add_argument("--gateway", required=True, help="mã cổng kết nối / gateway id")
-    p.add_argument("--install-dir", type=Path, required=True, help="thư mục cài đặt / install folder of the gateway software")
-    p.add_argument("--public-key", type=Path, required=True, help="khóa công khai ký OTA / OTA signing public key (signing.pub)")
-    p.add_argument("--mqtt-url", help="URL tài khoản cổng kết nối / gateway account URL (env VW_MQTT_URL)")
-    p.set_defaults(func=_ota_agent)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -559,27 +555,3 @@ def _ota_status(args: argparse.Namespace) -> int:
     return 0
 
 
-def _ota_agent(args: argparse.Namespace) -> int:
-    import signal
-    import threading
-
-    from edge.ota_agent import OtaAgent
-    from villagewatch.config import load_settings
-    from villagewatch.mqtt_util import MqttConnectError
-    settings = load_settings()
-    try:
-        agent = OtaAgent(mqtt_url=args.mqtt_url or settings.mqtt_url, commune=args.commune, gateway=args.gateway,
-                         install_dir=args.install_dir, public_key=args.public_key,
-                         ca_file=settings.mqtt_ca_file, cert_file=settings.mqtt_cert_file,
-                         key_file=settings.mqtt_key_file).start()
-    except MqttConnectError as exc:
-        raise UserError(str(exc), hint=exc.hint) from exc
-    print(f"OTA agent for {agent.device_id} on {agent.command_topic}", file=sys.stderr)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *a: stop.set())
-    try:
-        stop.wait()
-    except KeyboardInterrupt:
-        pass
-    agent.stop()
-    return 0
