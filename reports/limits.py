@@ -11,6 +11,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+from rules.labels import pick_lang
 from villagewatch.textfmt import number, with_unit
 
 
@@ -102,14 +103,6 @@ class Limit:
         if self.hours is None:
             return ""
         return "{:02d}:{:02d}–{:02d}:{:02d}".format(*divmod(self.hours[0], 60), *divmod(self.hours[1], 60))
-
-
-def pick_lang(text: str, lang: str) -> str:
-    """Rule packs write bilingual texts as "tiếng Việt / English": keep the requested half."""
-    if " / " not in text:
-        return text
-    vi, en = text.split(" / ", 1)
-    return vi if lang == "vi" else en
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import re
 from zoneinfo import ZoneInfo
 
 from rules.kinds.base import is_minimum
+from rules.labels import pick_lang
 from villagewatch import contract, textfmt
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -39,12 +40,8 @@ def fmt_number(value: float | None, decimals: int = 2, lang: str = "vi") -> str:
     return textfmt.number(value, decimals, lang)
 
 
-def bilingual(text: str, lang: str) -> str:
-    """Pick one side of "tiếng Việt / English" texts used in rule packs."""
-    if " / " not in text:
-        return text
-    vi, en = text.split(" / ", 1)
-    return vi if lang == "vi" else en
+# one side of the "tiếng Việt / English" texts of rule packs (one implementation: rules/labels.py)
+bilingual = pick_lang
 
 
 def metric_label(metric: str, lang: str) -> str:

@@ -177,11 +177,8 @@ class Variant:
     names: tuple[tuple[str, str], ...] = ()  # choice → "tên / name"
 
     def name(self, choice: str, lang: str) -> str:
-        text = dict(self.names).get(choice, choice)
-        if " / " not in text:
-            return text
-        vi, en = text.split(" / ", 1)
-        return vi if lang == "vi" else en
+        from rules.labels import pick_lang  # labels reads the packs: imported here, not at the top
+        return pick_lang(dict(self.names).get(choice, choice), lang)
 
 
 @dataclass(frozen=True)
