@@ -132,6 +132,10 @@ class LocalStack:
         self.influxd = Service("influxd", influx_port or state.get("influx_port") or free_port(),
                                state.get("influxd_pid"))
         self.influx_rpc_port = state.get("influx_rpc_port") or free_port()
+        # ports we chose ourselves may be taken by another process between free_port() and the
+        # service's bind (seen in the suite): those are chosen again; ports a caller gave are not
+        self._chosen_ports = {"mosquitto": not (mqtt_port or state.get("mqtt_port")),
+                              "influxd": not (influx_port or state.get("influx_port"))}
         self._procs: dict[str, subprocess.Popen] = {}
 
     # ------------------------------------------------------------------ addresses
@@ -154,9 +158,23 @@ class LocalStack:
     # ------------------------------------------------------------------ lifecycle
     def start(self, timeout: float = 30.0) -> LocalStack:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        self.start_broker(timeout)
-        self.start_influx(timeout)
+        self._start_retrying_port("mosquitto", self.start_broker, timeout)
+        self._start_retrying_port("influxd", self.start_influx, timeout)
         return self
+
+    def _start_retrying_port(self, name: str, start, timeout: float) -> None:
+        for attempt in range(3):
+            try:
+                start(timeout)
+                return
+            except StackError as exc:
+                if attempt == 2 or not self._chosen_ports[name] or "address already in use" not in str(exc):
+                    raise
+            svc = self.mosquitto if name == "mosquitto" else self.influxd
+            svc.port = free_port()
+            if name == "influxd":
+                self.influx_rpc_port = free_port()
+            self._write_state()
 
     def stop(self) -> None:
         errors = []
