@@ -103,16 +103,36 @@ def test_bridge_keeps_reading_after_poison_from_a_real_broker(stack):
         {"broker": stack.mqtt_url, "format": "chirpstack", "topic": topic,
          "fields": {"do": "object.do"}}, Ctx("t"))
     src = MqttBridgeSource(stack.mqtt_url, [Bound(station("ao-a1", ("do",)), options)], SourceContext())
-    sink = CollectingSink()
+
+    class OrderedSink(CollectingSink):
+        """Keeps the order of readings and errors: the proof is a good reading *after* a poison."""
+
+        def __init__(self):
+            super().__init__()
+            self.events: list[str] = []
+
+        def reading(self, *args, **kwargs):
+            super().reading(*args, **kwargs)
+            self.events.append("reading")
+
+        def error(self, *args, **kwargs):
+            super().error(*args, **kwargs)
+            self.events.append("error")
+
+        def good_after_poison(self):
+            return "error" in self.events and "reading" in self.events[self.events.index("error"):]
+
+    sink = OrderedSink()
     pub = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2)
     pub.connect("127.0.0.1", stack.mosquitto.port)
     pub.loop_start()
     poison = [b"[" * 200_000, b'{"object": {"do": ' + b"9" * 400 + b"}}"]
 
     # not retained, and the source subscribes when it connects: publish poison + good in rounds
-    # until the good reading arrives (each round's poison comes before its good message)
+    # until a good reading arrives after a poison (the source may subscribe between a round's
+    # poison and its good message, so the first reading alone proves nothing)
     async def driver():
-        runner = asyncio.create_task(run_until(src, sink, lambda: len(sink.readings) >= 1, timeout=30))
+        runner = asyncio.create_task(run_until(src, sink, sink.good_after_poison, timeout=30))
         while not runner.done():
             for p in poison:
                 pub.publish(topic, p, qos=1)
