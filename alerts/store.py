@@ -153,7 +153,7 @@ class AlertStore:
                     late = True
                 elif late and any(r["late"] for r in open_rows):
                     return None
-                if self._recorded_episode(tr.key, tr.since_ms or tr.ts_ms, tr.ts_ms):
+                if self._recorded_episode(tr.key, tr.since_ms or tr.ts_ms, tr.ts_ms, open_late=late):
                     return None  # redelivered readings of an episode already recorded and resolved
                 alert_id = self._insert(tr, "firing", now, late=late)
                 self._event(alert_id, tr.ts_ms, "firing", "hệ thống", "", tr.value)
@@ -203,11 +203,15 @@ class AlertStore:
              resolved.message_vi if resolved else None))
         return int(cur.lastrowid)
 
-    def _recorded_episode(self, key: str, since: int, until: int) -> bool:
-        """An alert of ``key`` (not retracted) already covers part of [since, until]."""
+    def _recorded_episode(self, key: str, since: int, until: int, open_late: bool = True) -> bool:
+        """An alert of ``key`` (not retracted) already covers part of [since, until].
+
+        ``open_late=False``: an open historical alert does not count — its end is not known yet (the
+        backlog will tell), and it must not hide a live alert that begins after its readings."""
         row = self.db.execute(
             "SELECT id FROM alerts WHERE key=? AND state!='retracted' AND started_ms<=? "
-            "AND (resolved_ms IS NULL OR resolved_ms>=?) LIMIT 1", (key, until, since)).fetchone()
+            "AND (resolved_ms IS NULL OR resolved_ms>=?) AND (? OR NOT (late=1 AND resolved_ms IS NULL)) LIMIT 1",
+            (key, until, since, int(open_late))).fetchone()
         return row is not None
 
     def _reported(self, tr: Transition) -> sqlite3.Row | None:

@@ -175,8 +175,11 @@ class _Entry:
 @dataclass(slots=True)
 class _Episode:
     since_ms: int
-    fired: _Fact | None  # None: opened before the log (restored after a restart, or trimmed)
+    fired: _Fact | None  # None: opened before the log (restored after a restart, trimmed, handed over)
     end: _Fact | None = None
+    late: bool = False  # a historical alert handed over to the log at the bound: its end is told late
+    hist_end_ms: int = 0  # handed over: its last historical reading
+    handed_ms: int = 0  # handed over: the first reading of the log after it
 
 
 class _StationRun:
@@ -198,6 +201,7 @@ class _StationRun:
         self.emitted: dict[str, list[_Episode]] = {}
         self.hist_states: dict[str, _State] = {}
         self.hist_last = -(2**62)
+        self.hist_unhanded = False  # historical readings judged since the last hand-over to the log
         self.deferred: set[str] = set()  # rules whose resolve waits for a hole to fill
         self.aqi_cache: dict[int, float | None] = {}
         self.aqi_latest = -(2**62)  # latest hour in aqi_cache
@@ -262,7 +266,13 @@ class Engine:
         self._remember(run, reading)
         if reading.ts_ms < run.newest - self.lateness_ms:
             return self._historical(run, reading)
-        return self._insert(run, _Entry(reading.ts_ms, "reading", reading))
+        entry = _Entry(reading.ts_ms, "reading", reading)
+        # A backlog judged as historical has reached the bound (this reading follows the last
+        # historical one; a live reading is more than the bound ahead of it): the log goes on from
+        # the historical state, so an episode that straddles the bound is one alert, closed by the data.
+        if run.hist_unhanded and run.hist_last < reading.ts_ms <= run.hist_last + self.lateness_ms:
+            return self._hand_over(run, entry)
+        return self._insert(run, entry)
 
     def remember(self, reading: Reading) -> None:
         """Add a stored reading to the windows without evaluating rules (start-up warm-up)."""
@@ -291,9 +301,10 @@ class Engine:
         return out
 
     # ------------------------------------------------------------------ event-time log
-    def _insert(self, run: _StationRun, entry: _Entry) -> list[Transition]:
-        """Put one event in its place in the station's log, re-run the rules from there and report
-        what changed."""
+    def _insert(self, run: _StationRun, entry: _Entry, from_start: bool = False,
+                recheck: frozenset[str] = frozenset()) -> list[Transition]:
+        """Put one event in its place in the station's log, re-run the rules from there (or from the
+        log's start) and report what changed (for the rules in ``recheck``, even if no fact did)."""
         i = bisect.bisect_left(run.ts, entry.ts)
         if entry.kind == "reading":
             # a reading at an instant already logged: redelivery (nothing to do) or a second message
@@ -316,12 +327,14 @@ class Engine:
         run.ts.insert(i, entry.ts)
         if entry.kind == "reading":
             run.newest = max(run.newest, entry.ts)
+        if from_start:
+            i = 0
         append = i == len(run.entries) - 1
-        if not append:
+        if not append or from_start:
             prev = run.entries[i - 1] if i > 0 else None
             run.states = {k: _State(*v) for k, v in (prev.snap if prev else run.base_snap).items()}
             run.daily_next = prev.daily_next if prev else run.base_daily_next
-        old = [f for e in run.entries[i + 1:] for f in e.facts]
+        old = [f for e in run.entries[i:] if e is not entry for f in e.facts]
         new: list[_Fact] = []
         for e in run.entries[i:]:
             e.facts = self._evaluate(run, e)
@@ -329,9 +342,9 @@ class Engine:
             e.daily_next = run.daily_next
             new.extend(e.facts)
         self._trim(run)
-        if old == new and not run.deferred:
+        if old == new and not run.deferred and not recheck:
             return []
-        return self._reconcile(run, {f.rule_id for f in old + new} | run.deferred)
+        return self._reconcile(run, {f.rule_id for f in old + new} | run.deferred | recheck)
 
     def _trim(self, run: _StationRun) -> None:
         horizon = run.newest - self.lateness_ms
@@ -351,7 +364,8 @@ class Engine:
         if base is not None and base[0] == "firing":
             known = run.emitted.get(rule_id, [])
             open_before = next((ep for ep in known if ep.since_ms == base[1]), None)
-            out.append(_Episode(base[1], open_before.fired if open_before else None))
+            out.append(_Episode(base[1], open_before.fired if open_before else None,
+                                late=open_before.late if open_before else False))
         for e in run.entries:
             for f in e.facts:
                 if f.rule_id != rule_id:
@@ -374,6 +388,24 @@ class Engine:
                 match = next((e for e in told if e.since_ms == t.since_ms), None)
                 if match is None:
                     match = next((e for e in told if _overlap(e, t)), None)
+                if match is not None and match.late and match.handed_ms:
+                    live = next((e for e in told if not e.late and _overlap(e, t)), None)
+                    if live is not None:
+                        # a historical alert handed over at the bound runs on into a live alert of
+                        # the rule: the historical one ends where the live one begins
+                        out.append(self._handed_end(run, rule, match, live.since_ms))
+                        told.remove(match)
+                        match = live
+                    elif t.end is None:
+                        # still going on at the station's newest reading: it is *now*, and needs
+                        # the live alert's reminders and escalation. The historical part ends at
+                        # its last historical reading; the live alert begins at the bound.
+                        out.append(self._handed_end(run, rule, match, match.hist_end_ms))
+                        told.remove(match)
+                        fired = self._handed_fact(run, rule, "firing", match.handed_ms, match.handed_ms)
+                        out.append(self._transition("firing", rule, run.st, fired))
+                        told.append(_Episode(t.since_ms, fired))
+                        match = told[-1]
                 if match is not None:
                     told.remove(match)
                 pairs.append((match, t))
@@ -382,11 +414,14 @@ class Engine:
             emitted: list[_Episode] = []
             for before, now in pairs:
                 if (now is not None and now.end is not None and (before is None or before.end is None)
+                        and not any(t.fired is not None and t.since_ms > now.since_ms for t in truth)
                         and self._after_hole(run, now.end.ts_ms)):
+                    # (not held when a later alert of the rule has fired: this one has ended before it)
                     run.deferred.add(rule_id)  # keep it open as told until the hole fills
                     now = _Episode(now.since_ms, now.fired)
                 out.extend(self._difference(run, rule, before, now))
                 if now is not None:
+                    now.late = before.late if before is not None else False
                     emitted.append(now)
             run.emitted[rule_id] = emitted
         out.sort(key=lambda t: (t.ts_ms, t.state != "firing"))
@@ -413,7 +448,7 @@ class Engine:
             last = before.end or before.fired
             if last is None:
                 return []
-            return [self._transition("retracted", rule, run.st, last, revises=before.since_ms)]
+            return [self._transition("retracted", rule, run.st, last, late=before.late, revises=before.since_ms)]
         if before is None:
             out = [self._transition("firing", rule, run.st, now.fired)] if now.fired else []
             if now.end is not None:
@@ -424,16 +459,56 @@ class Engine:
             now.fired is not None and before.fired is not None and now.fired.ts_ms != before.fired.ts_ms)
         if before.end is None and now.end is not None:
             if moved and now.fired is not None:
-                out.append(self._transition("revised", rule, run.st, now.fired, revises=before.since_ms,
-                                            ends_ms=None))
-            out.append(self._transition("resolved", rule, run.st, now.end))
+                out.append(self._transition("revised", rule, run.st, now.fired, late=before.late,
+                                            revises=before.since_ms, ends_ms=None))
+            out.append(self._transition("resolved", rule, run.st, now.end, late=before.late))
         elif moved or (before.end is None) != (now.end is None) or (
                 before.end is not None and now.end is not None and before.end.ts_ms != now.end.ts_ms):
             fact = now.fired or now.end
             if fact is not None:
-                out.append(self._transition("revised", rule, run.st, fact, revises=before.since_ms,
-                                            ends_ms=now.end.ts_ms if now.end else None))
+                out.append(self._transition("revised", rule, run.st, fact, late=before.late,
+                                            revises=before.since_ms, ends_ms=now.end.ts_ms if now.end else None))
         return out
+
+    def _handed_fact(self, run: _StationRun, rule: Rule, state: str, since_ms: int, ts_ms: int) -> _Fact:
+        """A fact for a handed-over alert, worded with the values it was handed over with."""
+        snap = run.base_snap.get(rule.id)
+        value = snap[3] if snap and snap[3] is not None else (snap[2] if snap else None)
+        limit = _violated_limit(rule, value) if value is not None else rule.limit
+        return _Fact(rule.id, state, since_ms, ts_ms, value, limit)
+
+    def _handed_end(self, run: _StationRun, rule: Rule, late: _Episode, end_ms: int) -> Transition:
+        """The historical alert handed over at the bound ends at ``end_ms`` (told late: silently)."""
+        return self._transition("resolved", rule, run.st,
+                                self._handed_fact(run, rule, "resolved", late.since_ms, end_ms), late=True)
+
+    def _hand_over(self, run: _StationRun, entry: _Entry) -> list[Transition]:
+        """The historical state machine's state becomes the log's state before ``entry``.
+
+        The log's entries up to the last historical reading are beyond the bound and are dropped
+        (their facts were reported). A rule firing in the historical machine continues in the log as
+        the historical alert it is (``late``): the data in the log closes it (``resolved``, late),
+        or, if the data show it going on into a live alert of the rule, it ends where the live alert
+        begins (``_reconcile``). A pending condition continues as pending, from its historical start."""
+        k = bisect.bisect_right(run.ts, run.hist_last)
+        if k:
+            last = run.entries[k - 1]
+            run.base_snap, run.base_daily_next = last.snap, last.daily_next
+            del run.entries[:k], run.ts[:k]
+        base = {rule_id: snap for rule_id, snap in run.base_snap.items() if snap[0] == "firing"}
+        for rule_id, state in run.hist_states.items():
+            if rule_id in base:
+                continue  # a live alert of this rule is open from before: it goes on (the store
+                # records no historical duplicate of an open live alert)
+            base[rule_id] = state.freeze()
+            if state.phase == "firing":
+                run.emitted.setdefault(rule_id, []).append(
+                    _Episode(state.since_ms, None, late=True, hist_end_ms=run.hist_last, handed_ms=entry.ts))
+        run.base_snap = base
+        run.hist_unhanded = False
+        handed = frozenset(r for r, st in run.hist_states.items() if st.phase == "firing" and r in base)
+        run.hist_states = {}
+        return self._insert(run, entry, from_start=True, recheck=handed)
 
     def _historical(self, run: _StationRun, reading: Reading) -> list[Transition]:
         """A reading older than the lateness bound: judged by a separate state machine in arrival
@@ -441,6 +516,7 @@ class Engine:
         if reading.ts_ms <= run.hist_last:
             return []  # older still, and out of order: kept in the windows only
         run.hist_last = reading.ts_ms
+        run.hist_unhanded = True
         facts = self._evaluate_reading(run, reading, run.hist_states)
         return [self._transition(f.state, run.rules[f.rule_id], run.st, f, late=True) for f in facts]
 
