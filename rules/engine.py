@@ -59,7 +59,7 @@ import logging
 import math
 from collections import Counter, deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from zoneinfo import ZoneInfo
 
 from rules import aqi as vn_aqi
@@ -180,6 +180,9 @@ class _Episode:
     late: bool = False  # a historical alert handed over to the log at the bound: its end is told late
     hist_end_ms: int = 0  # handed over: its last historical reading
     handed_ms: int = 0  # handed over: the first reading of the log after it
+    # The start as recorded, when the record begins later than the data's episode (the earlier part
+    # is a historical alert of its own, split at the bound); None: the episode's own start.
+    told_since: int | None = None
 
 
 class _StationRun:
@@ -383,45 +386,53 @@ class Engine:
             rule = run.rules[rule_id]
             truth = self._episodes(run, rule_id)
             told = list(run.emitted.get(rule_id, []))
-            pairs: list[tuple[_Episode | None, _Episode | None]] = []
+            # (as told, as the data now decide, the earliest start the record may take)
+            pairs: list[tuple[_Episode | None, _Episode | None, int | None]] = []
             for t in truth:
-                match = next((e for e in told if e.since_ms == t.since_ms), None)
+                # told episodes are matched by the start they were recorded with, then by overlap
+                match = next((e for e in told if _told(e) == t.since_ms), None)
                 if match is None:
                     match = next((e for e in told if _overlap(e, t)), None)
                 if match is not None and match.late and match.handed_ms:
                     live = next((e for e in told if not e.late and _overlap(e, t)), None)
-                    if live is not None:
-                        # a historical alert handed over at the bound runs on into a live alert of
-                        # the rule: the historical one ends where the live one begins
-                        out.append(self._handed_end(run, rule, match, live.since_ms))
-                        told.remove(match)
-                        match = live
-                    elif t.end is None:
+                    if live is None and t.end is None and match.end is None:
                         # still going on at the station's newest reading: it is *now*, and needs
                         # the live alert's reminders and escalation. The historical part ends at
                         # its last historical reading; the live alert begins at the bound.
                         out.append(self._handed_end(run, rule, match, match.hist_end_ms))
-                        told.remove(match)
                         fired = self._handed_fact(run, rule, "firing", match.handed_ms, match.handed_ms)
                         out.append(self._transition("firing", rule, run.st, fired))
-                        told.append(_Episode(t.since_ms, fired))
-                        match = told[-1]
+                        live = _Episode(t.since_ms, fired, told_since=match.handed_ms)
+                        told.append(live)
+                    if live is not None:
+                        # the historical alert handed over at the bound runs on into a live alert
+                        # of the rule: it ends where the live one begins (once), and is kept as
+                        # recorded; the live one keeps its recorded start
+                        if match.end is None:
+                            out.append(self._handed_end(run, rule, match, _told(live)))
+                        told.remove(match)
+                        pairs.append((match, match, None))
+                        told.remove(live)
+                        pairs.append((live, t, _told(live)))
+                        continue
                 if match is not None:
                     told.remove(match)
-                pairs.append((match, t))
-            pairs.extend((e, None) for e in told)
+                pairs.append((match, t, None))
+            pairs.extend((e, None, None) for e in told)
             run.deferred.discard(rule_id)
             emitted: list[_Episode] = []
-            for before, now in pairs:
+            for before, now, clip in pairs:
                 if (now is not None and now.end is not None and (before is None or before.end is None)
                         and not any(t.fired is not None and t.since_ms > now.since_ms for t in truth)
                         and self._after_hole(run, now.end.ts_ms)):
                     # (not held when a later alert of the rule has fired: this one has ended before it)
                     run.deferred.add(rule_id)  # keep it open as told until the hole fills
                     now = _Episode(now.since_ms, now.fired)
-                out.extend(self._difference(run, rule, before, now))
+                changes, recorded = self._difference(run, rule, before, now, clip)
+                out.extend(changes)
                 if now is not None:
                     now.late = before.late if before is not None else False
+                    now.told_since = recorded if recorded != now.since_ms else None
                     emitted.append(now)
             run.emitted[rule_id] = emitted
         out.sort(key=lambda t: (t.ts_ms, t.state != "firing"))
@@ -441,34 +452,45 @@ class Engine:
         return (i >= 0 and ts - run.ts[i] > HOLE_INTERVALS * run.st.interval_s * 1000
                 and run.ts[i] >= run.newest - self.lateness_ms)
 
-    def _difference(self, run: _StationRun, rule: Rule, before: _Episode | None,
-                    now: _Episode | None) -> list[Transition]:
+    def _difference(self, run: _StationRun, rule: Rule, before: _Episode | None, now: _Episode | None,
+                    clip: int | None = None) -> tuple[list[Transition], int | None]:
+        """What to report for one alert, and the start its record then has. ``clip``: the record
+        may not start earlier (the earlier part is a historical alert of its own)."""
         if now is None:
             assert before is not None
             last = before.end or before.fired
             if last is None:
-                return []
-            return [self._transition("retracted", rule, run.st, last, late=before.late, revises=before.since_ms)]
+                return [], None
+            return [self._transition("retracted", rule, run.st, last, late=before.late, revises=_told(before))], None
         if before is None:
             out = [self._transition("firing", rule, run.st, now.fired)] if now.fired else []
             if now.end is not None:
                 out.append(self._transition("resolved", rule, run.st, now.end))
-            return out
+            return out, now.since_ms
         out = []
-        moved = now.since_ms != before.since_ms or (
+        reported = _told(before)
+        since = now.since_ms if clip is None else max(now.since_ms, clip)
+        moved = since != reported or (
             now.fired is not None and before.fired is not None and now.fired.ts_ms != before.fired.ts_ms)
+
+        def as_told(fact: _Fact) -> _Fact:
+            return fact if fact.since_ms == since else replace(fact, since_ms=since)
+
+        recorded = reported
         if before.end is None and now.end is not None:
             if moved and now.fired is not None:
-                out.append(self._transition("revised", rule, run.st, now.fired, late=before.late,
-                                            revises=before.since_ms, ends_ms=None))
-            out.append(self._transition("resolved", rule, run.st, now.end, late=before.late))
+                out.append(self._transition("revised", rule, run.st, as_told(now.fired), late=before.late,
+                                            revises=reported, ends_ms=None))
+                recorded = since
+            out.append(self._transition("resolved", rule, run.st, as_told(now.end), late=before.late))
         elif moved or (before.end is None) != (now.end is None) or (
                 before.end is not None and now.end is not None and before.end.ts_ms != now.end.ts_ms):
-            fact = now.fired or now.end
+            fact = now.fired or (before.fired if clip is not None else None) or now.end
             if fact is not None:
-                out.append(self._transition("revised", rule, run.st, fact, late=before.late,
-                                            revises=before.since_ms, ends_ms=now.end.ts_ms if now.end else None))
-        return out
+                out.append(self._transition("revised", rule, run.st, as_told(fact), late=before.late,
+                                            revises=reported, ends_ms=now.end.ts_ms if now.end else None))
+                recorded = since
+        return out, recorded
 
     def _handed_fact(self, run: _StationRun, rule: Rule, state: str, since_ms: int, ts_ms: int) -> _Fact:
         """A fact for a handed-over alert, worded with the values it was handed over with."""
@@ -478,9 +500,10 @@ class Engine:
         return _Fact(rule.id, state, since_ms, ts_ms, value, limit)
 
     def _handed_end(self, run: _StationRun, rule: Rule, late: _Episode, end_ms: int) -> Transition:
-        """The historical alert handed over at the bound ends at ``end_ms`` (told late: silently)."""
-        return self._transition("resolved", rule, run.st,
-                                self._handed_fact(run, rule, "resolved", late.since_ms, end_ms), late=True)
+        """The historical alert handed over at the bound ends at ``end_ms`` (told late: silently);
+        the episode keeps that end, so later data can still revise it."""
+        late.end = self._handed_fact(run, rule, "resolved", late.since_ms, end_ms)
+        return self._transition("resolved", rule, run.st, late.end, late=True)
 
     def _hand_over(self, run: _StationRun, entry: _Entry) -> list[Transition]:
         """The historical state machine's state becomes the log's state before ``entry``.
@@ -818,10 +841,16 @@ def _merge(old: Reading, new: Reading | None) -> Reading | None:
     return Reading(old.commune, old.station, old.ts_ms, max(old.seq, new.seq), metrics, old.gw or new.gw, flags)
 
 
-def _overlap(a: _Episode, b: _Episode) -> bool:
-    a_end = a.end.ts_ms if a.end else math.inf
-    b_end = b.end.ts_ms if b.end else math.inf
-    return a.since_ms <= b_end and b.since_ms <= a_end
+def _told(ep: _Episode) -> int:
+    """The start of an alert as it was reported (and recorded)."""
+    return ep.since_ms if ep.told_since is None else ep.told_since
+
+
+def _overlap(told: _Episode, truth: _Episode) -> bool:
+    """A told episode (as recorded) and an episode of the data share some time."""
+    a_end = told.end.ts_ms if told.end else math.inf
+    b_end = truth.end.ts_ms if truth.end else math.inf
+    return _told(told) <= b_end and truth.since_ms <= a_end
 
 
 def _applies(rule: Rule, ts: int, tz: str) -> bool:
