@@ -6,8 +6,15 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from app.stack import LocalStack, StackError, wait_until
+
+# Every property test runs on a shared 2-core machine: hypothesis' per-example deadline (200 ms) and its
+# "too slow" health check measure the machine's load, not the code, and failed examples at random
+# (a flake, not a counterexample). Tests that set their own settings inherit these defaults.
+settings.register_profile("villagewatch", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("villagewatch")
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("VW_TEST_ARTIFACTS", REPO / "test-artifacts"))
