@@ -43,6 +43,22 @@ def eventually(predicate, timeout: float = 30.0, what: str = "condition", interv
     wait_until(predicate, timeout, what, interval)
 
 
+def clear_of_local_midnight(margin_s: float = 120.0, tz: str = "Asia/Ho_Chi_Minh") -> None:
+    """Return at least ``margin_s`` before the next local midnight (waiting for it to pass if needed).
+
+    A test that computes "today" (or writes "today's" readings) and then asks a service that reads
+    its own clock disagrees with it when local midnight (17:00 UTC) falls in between."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    now = datetime.now(zone)
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), zone)
+    if (midnight - now).total_seconds() < margin_s:
+        eventually(lambda: datetime.now(zone) >= midnight + timedelta(seconds=2), margin_s + 30,
+                   "local midnight to pass", interval=0.5)
+
+
 @pytest.fixture
 def site_dir() -> Path:
     return REPO / "sites"
