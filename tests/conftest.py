@@ -16,6 +16,12 @@ from app.stack import LocalStack, StackError, wait_until
 settings.register_profile("villagewatch", deadline=None, suppress_health_check=[HealthCheck.too_slow])
 settings.load_profile("villagewatch")
 
+try:  # Playwright's expect(...) waits 5 s by default: too little for Chromium on a loaded machine
+    from playwright.sync_api import expect as _playwright_expect
+    _playwright_expect.set_options(timeout=30_000)
+except ImportError:  # the browser tests skip without it
+    pass
+
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("VW_TEST_ARTIFACTS", REPO / "test-artifacts"))
 
