@@ -81,7 +81,7 @@ def test_renotify_escalation_and_acknowledgement_in_the_running_service(stack, t
     def publish(station: str, ts_ms: int, do: float, seq: int) -> None:
         r = contract.Reading(commune, station, ts_ms, seq, {"do": do, "ph": 7.4, "temp": 29.0, "nh4": 0.4,
                                                              "battery": 3.9, "rssi": -70}, "gw-ao-nuoi")
-        pub.publish(r.topic, r.to_payload(), qos=1).wait_for_publish(5)
+        pub.publish(r.topic, r.to_payload(), qos=1).wait_for_publish(30)
 
     async def acknowledge(base: str, alert_id: int, note: str) -> int:
         """Log in and acknowledge on the inspector page, as an inspector would; returns the time."""

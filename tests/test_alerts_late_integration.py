@@ -53,7 +53,7 @@ def test_late_backlog_gives_one_late_alert_one_notification_and_redelivery_adds_
     def publish(ts_ms: int, do: float) -> None:
         r = contract.Reading(commune, STATION, ts_ms, next(seq),
                              {"do": do, "ph": 7.4, "temp": 29.0, "nh4": 0.4, "battery": 3.9, "rssi": -70}, st.gateway)
-        gateway.publish(r.topic, r.to_payload(), qos=1).wait_for_publish(5)
+        gateway.publish(r.topic, r.to_payload(), qos=1).wait_for_publish(30)
 
     now = int(time.time() * 1000) // MIN * MIN
     old = now - LATENESS_MS - 2 * 3_600_000  # two hours beyond the bound: historical

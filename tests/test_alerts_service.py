@@ -105,7 +105,7 @@ def test_pond_do_alert_end_to_end_with_restart(stack, tmp_path, monkeypatch):
     port = int(stack.mqtt_url.rsplit(":", 1)[1])
     sub.connect("127.0.0.1", port)
     sub.loop_start()
-    assert subscribed.wait(10)
+    assert subscribed.wait(30)
     pub = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-pond-node")
     pub.connect("127.0.0.1", port)
     pub.loop_start()
@@ -114,7 +114,7 @@ def test_pond_do_alert_end_to_end_with_restart(stack, tmp_path, monkeypatch):
     def publish(ts_ms: int, do: float) -> None:
         r = contract.Reading(stack_site_commune, STATION, ts_ms, next(seq),
                              {"do": do, "ph": 7.4, "temp": 29.0, "nh4": 0.4, "battery": 3.9, "rssi": -70}, "gw-ao-nuoi")
-        pub.publish(r.topic, r.to_payload(), qos=1).wait_for_publish(5)
+        pub.publish(r.topic, r.to_payload(), qos=1).wait_for_publish(30)
 
     sites = pond_only_site()
     stack_site_commune = next(iter(sites))

@@ -125,9 +125,9 @@ def test_portal_stream_forwards_public_readings_not_private(stack, portal):
         now = int(time.time() * 1000)
         # the private reading first: if it leaked it would be the first event read
         c.publish(contract.telemetry_topic(COMMUNE, PRIVATE),
-                  json.dumps({"ts": now, "seq": 1, "metrics": {"do": 4.0}}), qos=1).wait_for_publish(10)
+                  json.dumps({"ts": now, "seq": 1, "metrics": {"do": 4.0}}), qos=1).wait_for_publish(30)
         c.publish(contract.telemetry_topic(COMMUNE, PUBLIC),
-                  json.dumps({"ts": now, "seq": 2, "metrics": {"chlorine": 0.42}}), qos=1).wait_for_publish(10)
+                  json.dumps({"ts": now, "seq": 2, "metrics": {"chlorine": 0.42}}), qos=1).wait_for_publish(30)
         event = data = None
         while data is None:
             line = resp.readline().decode().rstrip("\n")
