@@ -56,9 +56,16 @@ class Collector:
                                                             (contract.GATEWAY_STATUS_SUBSCRIPTION, 1),
                                                             (contract.STATION_STATUS_SUBSCRIPTION, 1)])
         c.on_message = self._on_message
+        subscribed = threading.Event()
+        c.on_subscribe = lambda *_a: subscribed.set()
         c.connect_async("127.0.0.1", port)
         c.loop_start()
         self.client = c
+        # the callers start a gateway right after: its first readings (not retained) would reach
+        # the broker before this subscription on a loaded machine, and "every seq" would never hold
+        if not subscribed.wait(60):
+            self.stop()
+            raise AssertionError(f"the collector did not subscribe on port {port}")
 
     def _on_message(self, client, userdata, msg) -> None:
         info = contract.parse_topic(msg.topic)
