@@ -56,7 +56,7 @@ class CollectingSink:
         self.errors.append((station_id, kind))
 
 
-async def run_until(source, sink, done, timeout=15.0):
+async def run_until(source, sink, done, timeout=60.0):
     task = asyncio.create_task(source.run(sink))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
