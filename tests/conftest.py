@@ -26,6 +26,14 @@ REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("VW_TEST_ARTIFACTS", REPO / "test-artifacts"))
 
 
+@pytest.fixture(autouse=True)
+def _private_data_dir(tmp_path_factory, monkeypatch) -> None:
+    """VW_DATA_DIR in a fresh folder for every test: the default is ``var`` in the working directory,
+    i.e. the repository, so a service, CLI or child process started without one wrote there
+    (``var/auth.sqlite``) and the next test — and the next run — read what the last one left."""
+    monkeypatch.setenv("VW_DATA_DIR", str(tmp_path_factory.mktemp("vw-data")))
+
+
 @pytest.fixture
 def stack(tmp_path: Path):
     """A fresh broker and database on free ports in a temporary folder, stopped by PID after."""

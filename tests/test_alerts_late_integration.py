@@ -66,7 +66,7 @@ def test_late_backlog_gives_one_late_alert_one_notification_and_redelivery_adds_
     async def run_once(deliver_live_from: int) -> tuple[list[dict], list[dict]]:
         config = AlertsConfig(public_url="http://127.0.0.1:8999", http_port=free_port(), secret=b"k" * 32,
                               routes=ROUTES, retry_backoff_s=3600)
-        svc = AlertService(load_settings(env=stack.env()), config, sites, load_rule_packs(),
+        svc = AlertService(load_settings(env={**stack.env(), "VW_DATA_DIR": str(tmp_path)}), config, sites, load_rule_packs(),
                            tmp_path / "alerts.sqlite", client_id="alerts-late-test")
         await svc.start()
         try:

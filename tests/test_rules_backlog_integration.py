@@ -65,7 +65,7 @@ def test_excursion_in_a_backlog_drained_while_live_readings_flow_gives_one_alert
 
     async def scenario():
         config = AlertsConfig(public_url="http://127.0.0.1:8999", http_port=free_port(), secret=b"k" * 32)
-        svc = AlertService(load_settings(env=stack.env()), config, sites, load_rule_packs(),
+        svc = AlertService(load_settings(env={**stack.env(), "VW_DATA_DIR": str(tmp_path)}), config, sites, load_rule_packs(),
                            tmp_path / "alerts.sqlite", client_id="alerts-backlog-test")
         await svc.start()
         try:
