@@ -110,7 +110,9 @@ class IngestProcess:
 
     def health(self) -> dict | None:
         from villagewatch.health import read_health
-        return read_health(self.http_port)
+        # 30 s, not the 2 s default: a busy ingest on a loaded machine answers late, and None here
+        # made `health()["spool_batches"]` a TypeError (the port refuses at once while it starts)
+        return read_health(self.http_port, timeout=30)
 
     def healthy_or_dead(self) -> bool:
         if self.proc.poll() is not None:
@@ -120,7 +122,7 @@ class IngestProcess:
 
     def metrics_text(self) -> str:
         import urllib.request
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=30) as r:
             return r.read().decode()
 
     def kill(self, sig: int = 9) -> None:
