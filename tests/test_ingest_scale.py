@@ -48,7 +48,7 @@ class SlowInflux:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
-        self._ready.wait(10)
+        assert self._ready.wait(60), "the slow InfluxDB proxy did not start"
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
