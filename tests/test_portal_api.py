@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -123,18 +124,33 @@ def test_portal_stream_forwards_public_readings_not_private(stack, portal):
     try:
         clear_of_local_midnight()  # the summary says "hôm nay" of a reading stamped now
         now = int(time.time() * 1000)
-        # the private reading first: if it leaked it would be the first event read
-        c.publish(contract.telemetry_topic(COMMUNE, PRIVATE),
-                  json.dumps({"ts": now, "seq": 1, "metrics": {"do": 4.0}}), qos=1).wait_for_publish(30)
-        c.publish(contract.telemetry_topic(COMMUNE, PUBLIC),
-                  json.dumps({"ts": now, "seq": 2, "metrics": {"chlorine": 0.42}}), qos=1).wait_for_publish(30)
+        # The portal subscribes (QoS 0, not retained) in the background after it opens its port: a
+        # single publish could come before its subscription and the stream would wait for ever.
+        # So rounds until the first event; in each, the private reading first: if it leaked it would
+        # be the first event read.
+        first_event = threading.Event()
+
+        def rounds() -> None:
+            while not first_event.is_set():
+                c.publish(contract.telemetry_topic(COMMUNE, PRIVATE),
+                          json.dumps({"ts": now, "seq": 1, "metrics": {"do": 4.0}}), qos=1).wait_for_publish(30)
+                c.publish(contract.telemetry_topic(COMMUNE, PUBLIC),
+                          json.dumps({"ts": now, "seq": 2, "metrics": {"chlorine": 0.42}}), qos=1).wait_for_publish(30)
+                first_event.wait(0.5)  # pacing between rounds, not synchronisation
+
+        publisher = threading.Thread(target=rounds, daemon=True)
+        publisher.start()
         event = data = None
-        while data is None:
-            line = resp.readline().decode().rstrip("\n")
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: "):
-                data = json.loads(line[6:])
+        try:
+            while data is None:
+                line = resp.readline().decode().rstrip("\n")
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    data = json.loads(line[6:])
+        finally:
+            first_event.set()
+            publisher.join(30)
         assert event == "reading"
         assert data == {"commune": COMMUNE, "station": PUBLIC, "ts": now, "metrics": {"chlorine": 0.42},
                         "texts": {"chlorine": "0,42 mg/L"}, "state": "ok",
