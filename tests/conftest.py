@@ -30,7 +30,11 @@ ARTIFACTS = Path(os.environ.get("VW_TEST_ARTIFACTS", REPO / "test-artifacts"))
 def _private_data_dir(tmp_path_factory, monkeypatch) -> None:
     """VW_DATA_DIR in a fresh folder for every test: the default is ``var`` in the working directory,
     i.e. the repository, so a service, CLI or child process started without one wrote there
-    (``var/auth.sqlite``) and the next test — and the next run — read what the last one left."""
+    (``var/auth.sqlite``) and the next test — and the next run — read what the last one left.
+    Other VW_* settings of the shell that runs pytest are removed too (a developer's VW_MQTT_URL
+    would point services started without an explicit env at another broker)."""
+    for name in [n for n in os.environ if n.startswith("VW_") and n != "VW_TEST_ARTIFACTS"]:
+        monkeypatch.delenv(name)
     monkeypatch.setenv("VW_DATA_DIR", str(tmp_path_factory.mktemp("vw-data")))
 
 
