@@ -71,7 +71,7 @@ def test_guard_floor_os_mode_step_and_settle():
     strict.clock.os_synced = True
     assert strict.observe()
     offset = ClockGuard(FakeClock(shift=-800 * 86400, os_synced=False), mode="os", operator_offset_s=800 * 86400)
-    assert offset.trusted and abs(offset.wall() - time.time()) < 1
+    assert offset.trusted and abs(offset.wall() - time.time()) < 5  # two clock reads: a stall between them
 
 
 def test_held_readings_survive_a_restart_and_keep_their_order(tmp_path: Path):
