@@ -43,7 +43,7 @@ def stack(tmp_path: Path):
     """A fresh broker and database on free ports in a temporary folder, stopped by PID after."""
     s = LocalStack(tmp_path / "stack")
     try:
-        s.start()
+        s.start(timeout=90)  # influxd on a loaded 2-core machine; costs time only on failure
     except StackError as exc:
         pytest.fail(f"local stack did not start: {exc}")
     yield s

@@ -201,7 +201,7 @@ def test_influxdb_down_for_20_seconds_loses_nothing(stack, ingest_factory):
     if remaining > 0:
         # the outage itself must last 20 s (issue #2); this wait is the fault, not a synchronisation
         time.sleep(remaining)
-    stack.start_influx()
+    stack.start_influx(timeout=90)
     eventually(lambda: count_points(stack) >= total, 60, f"{total} points after InfluxDB returns")
     assert count_points(stack) == total
     eventually(lambda: ingest.health()["spool_batches"] == 0, 30, "spool drained")

@@ -123,7 +123,7 @@ def test_broker_restart_under_load_loses_nothing(stack, ingest_factory):
             if i == total // 2:
                 eventually(lambda: count_points(stack) > 0, 30, "first points written")
                 stack.stop_broker()  # SIGTERM: Mosquitto saves its persistence file
-                stack.start_broker()
+                stack.start_broker(timeout=90)
         pub.wait_acked(120)
     eventually(lambda: count_points(stack) >= total, 90, f"{total} points after the broker restart")
     assert count_points(stack) == total

@@ -137,7 +137,7 @@ def test_two_communes_bridged_to_the_centre_lose_nothing_when_a_link_is_cut(tmp_
             conf.write_text(BROKER_DEV_CONF.read_text() + "\n" + render_commune_bridge(
                 BridgeLink(commune, "127.0.0.1", links[commune].port, f"pw-{commune}")))
             brokers[commune] = LocalStack(tmp_path / commune, broker_conf=conf)
-            brokers[commune].start_broker()
+            brokers[commune].start_broker(timeout=90)
         for i in (1, 2):
             d = tmp_path / f"ingest{i}"
             d.mkdir()
