@@ -39,7 +39,7 @@ class CuttableLink:
         self._call(self._listen())
 
     def _call(self, coro):
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(60)
 
     async def _listen(self) -> None:
         self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, reuse_address=True)
@@ -68,10 +68,11 @@ class CuttableLink:
     async def _cut(self) -> None:
         assert self.server is not None
         self.server.close()
-        await self.server.wait_closed()
         for w in list(self.writers):
             w.transport.abort()
         self.writers.clear()
+        # after the aborts: from Python 3.12.1 wait_closed() also waits for open connections
+        await self.server.wait_closed()
 
     def cut(self) -> None:
         self._call(self._cut())
