@@ -61,7 +61,7 @@ def bus():
 
 
 def options(port: str, address: int, profile: str) -> dict:
-    raw = {"port": port, "timeout_ms": 150, "retries": 1, "inter_frame_ms": 5,
+    raw = {"port": port, "timeout_ms": 1000, "retries": 1, "inter_frame_ms": 5,
            "devices": [{"address": address, "profile": profile}]}
     return ModbusRtuSource.options_schema(raw, Ctx("test"))
 

@@ -110,7 +110,7 @@ stations:
     source:
       type: modbus_rtu
       port: {port}
-      timeout_ms: 200
+      timeout_ms: 1000
       devices:
         - {{address: 2, profile: do-optical-generic}}
 """, encoding="utf-8")
