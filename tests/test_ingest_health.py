@@ -95,7 +95,7 @@ def test_influxdb_stopped_makes_healthz_stalled_then_healthy_again_and_nothing_i
     import urllib.error
     import urllib.request
     try:
-        urllib.request.urlopen(f"http://127.0.0.1:{ingest.http_port}/healthz", timeout=5)
+        urllib.request.urlopen(f"http://127.0.0.1:{ingest.http_port}/healthz", timeout=30)
         raise AssertionError("healthz answered 200 while stalled")
     except urllib.error.HTTPError as exc:
         assert exc.code == 503 and json.loads(exc.read())["reasons"][0]["reason"] == "stalled"
