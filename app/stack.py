@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -33,8 +34,40 @@ class StackError(RuntimeError):
     """The local stack could not be started or stopped; the message says what to do."""
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
 def free_port() -> int:
-    with socket.socket() as s:
+    """A port nothing listens on now, for a server started a moment later.
+
+    Not from the kernel's ephemeral range (where ``bind(0)`` would pick): any other process's
+    ``bind(0)`` or outgoing connection may take such a port between our check and the server's bind
+    (the "address already in use" flake with several test runs on one machine). A random port below
+    that range is taken only by another caller that picked the same one by chance; one process never
+    hands out the same port twice (a previous test's server may still hold it or be in TIME_WAIT).
+    """
+    rng = random.SystemRandom()
+    low, high = 10_000, min(_ephemeral_low(), 65_536) - 1
+    for _ in range(200):
+        port = rng.randint(low, high) if high > low else 0
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))  # conflicts with any listener on this port, on any address
+            except OSError:
+                continue
+            port = s.getsockname()[1]
+        _handed_out.add(port)
+        return port
+    with socket.socket() as s:  # nothing free below the ephemeral range: the kernel's choice
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 

@@ -6,11 +6,36 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from app.stack import LocalStack, StackError, wait_until
 
+# Every property test runs on a shared 2-core machine: hypothesis' per-example deadline (200 ms) and its
+# "too slow" health check measure the machine's load, not the code, and failed examples at random
+# (a flake, not a counterexample). Tests that set their own settings inherit these defaults.
+settings.register_profile("villagewatch", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("villagewatch")
+
+try:  # Playwright's expect(...) waits 5 s by default: too little for Chromium on a loaded machine
+    from playwright.sync_api import expect as _playwright_expect
+    _playwright_expect.set_options(timeout=30_000)
+except ImportError:  # the browser tests skip without it
+    pass
+
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = Path(os.environ.get("VW_TEST_ARTIFACTS", REPO / "test-artifacts"))
+
+
+@pytest.fixture(autouse=True)
+def _private_data_dir(tmp_path_factory, monkeypatch) -> None:
+    """VW_DATA_DIR in a fresh folder for every test: the default is ``var`` in the working directory,
+    i.e. the repository, so a service, CLI or child process started without one wrote there
+    (``var/auth.sqlite``) and the next test — and the next run — read what the last one left.
+    Other VW_* settings of the shell that runs pytest are removed too (a developer's VW_MQTT_URL
+    would point services started without an explicit env at another broker)."""
+    for name in [n for n in os.environ if n.startswith("VW_") and n != "VW_TEST_ARTIFACTS"]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("VW_DATA_DIR", str(tmp_path_factory.mktemp("vw-data")))
 
 
 @pytest.fixture
@@ -18,7 +43,7 @@ def stack(tmp_path: Path):
     """A fresh broker and database on free ports in a temporary folder, stopped by PID after."""
     s = LocalStack(tmp_path / "stack")
     try:
-        s.start()
+        s.start(timeout=90)  # influxd on a loaded 2-core machine; costs time only on failure
     except StackError as exc:
         pytest.fail(f"local stack did not start: {exc}")
     yield s
@@ -31,9 +56,31 @@ def artifacts_dir() -> Path:
     return ARTIFACTS
 
 
+EVENTUALLY_FLOOR_S = 60.0
+
+
 def eventually(predicate, timeout: float = 30.0, what: str = "condition", interval: float = 0.05):
-    """Wait for a condition with a deadline (never a bare sleep)."""
-    wait_until(predicate, timeout, what, interval)
+    """Wait for a condition with a deadline (never a bare sleep).
+
+    The deadline is at least EVENTUALLY_FLOOR_S: it costs time only when the test fails anyway, and
+    10-20 s deadlines timed out on a loaded 2-core machine (a flake, not a defect)."""
+    wait_until(predicate, max(timeout, EVENTUALLY_FLOOR_S), what, interval)
+
+
+def clear_of_local_midnight(margin_s: float = 120.0, tz: str = "Asia/Ho_Chi_Minh") -> None:
+    """Return at least ``margin_s`` before the next local midnight (waiting for it to pass if needed).
+
+    A test that computes "today" (or writes "today's" readings) and then asks a service that reads
+    its own clock disagrees with it when local midnight (17:00 UTC) falls in between."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(tz)
+    now = datetime.now(zone)
+    midnight = datetime.combine(now.date() + timedelta(days=1), datetime.min.time(), zone)
+    if (midnight - now).total_seconds() < margin_s:
+        eventually(lambda: datetime.now(zone) >= midnight + timedelta(seconds=2), margin_s + 30,
+                   "local midnight to pass", interval=0.5)
 
 
 @pytest.fixture
@@ -67,7 +114,9 @@ class IngestProcess:
 
     def health(self) -> dict | None:
         from villagewatch.health import read_health
-        return read_health(self.http_port)
+        # 30 s, not the 2 s default: a busy ingest on a loaded machine answers late, and None here
+        # made `health()["spool_batches"]` a TypeError (the port refuses at once while it starts)
+        return read_health(self.http_port, timeout=30)
 
     def healthy_or_dead(self) -> bool:
         if self.proc.poll() is not None:
@@ -77,7 +126,7 @@ class IngestProcess:
 
     def metrics_text(self) -> str:
         import urllib.request
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=5) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.http_port}/metrics", timeout=30) as r:
             return r.read().decode()
 
     def kill(self, sig: int = 9) -> None:
@@ -131,7 +180,7 @@ def serve_app(app, port: int):
 
     thread = threading.Thread(target=lambda: (loop.run_until_complete(start()), loop.run_forever()), daemon=True)
     thread.start()
-    assert ready.wait(15), "the app did not start listening"
+    assert ready.wait(60), "the app did not start listening"
 
     def stop():
         asyncio.run_coroutine_threadsafe(runner.cleanup(), loop).result(15)

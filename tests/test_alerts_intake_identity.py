@@ -67,7 +67,7 @@ def test_alerts_own_account_survives_a_device_reusing_its_client_id(stack, tmp_p
             svc.engine.feed = lambda r: (seen.update([r.seq]), feed(r))[1]
             await svc.start()
             try:
-                await asyncio.wait_for(svc.connected.wait(), 15)
+                await asyncio.wait_for(svc.connected.wait(), 60)
                 connection = svc.connection
 
                 def run_devices() -> None:

@@ -52,7 +52,7 @@ def test_lost_positions_name_the_readings_missing_from_influxdb(stack):
     lines.append(f"telemetry,commune={peers.PROBE_COMMUNE},station=probe seq=1i 5000")  # not counted
     req = urllib.request.Request(f"{stack.influx_url}/write?db={stack.influx_db}&precision=ms",
                                  data="\n".join(lines).encode(), method="POST")
-    urllib.request.urlopen(req, timeout=10).close()
+    urllib.request.urlopen(req, timeout=60).close()
 
     runs = peers.lost_positions(stack, fleet, first_seq=10, published=9)
     assert runs == [[4, 5], [7, 7]]

@@ -71,7 +71,7 @@ def test_guard_floor_os_mode_step_and_settle():
     strict.clock.os_synced = True
     assert strict.observe()
     offset = ClockGuard(FakeClock(shift=-800 * 86400, os_synced=False), mode="os", operator_offset_s=800 * 86400)
-    assert offset.trusted and abs(offset.wall() - time.time()) < 1
+    assert offset.trusted and abs(offset.wall() - time.time()) < 5  # two clock reads: a stall between them
 
 
 def test_held_readings_survive_a_restart_and_keep_their_order(tmp_path: Path):
@@ -240,8 +240,9 @@ def test_step_while_running_is_detected_and_readings_around_it_are_retimed(stack
         eventually(lambda: all(len(col.seqs(s)) >= 4 for s in stations), 30, "readings on the trusted clock")
         step_at = time.time()
         clock.shift = -3600.0
-        eventually(lambda: run.status()["clock"]["state"] == STEPPED, 10, "the step seen")
-        eventually(lambda: run.status()["clock"]["state"] == SYNCED, 20, "the clock settled")
+        # "stepped" lasts settle_s (3 s) only: a poll on a loaded machine can miss it; the count cannot
+        eventually(lambda: run.status()["clock"]["steps"] >= 1, 30, "the step seen")
+        eventually(lambda: run.status()["clock"]["state"] == SYNCED, 30, "the clock settled")
         settled_at = time.time()
         st = run.status()["clock"]
         assert st["steps"] == 1 and abs(st["last_step_s"] + 3600) < 2

@@ -96,7 +96,7 @@ def write_bus_site(path: Path, port: str) -> Path:
     source:
       type: modbus_rtu
       port: {port}
-      timeout_ms: 100
+      timeout_ms: 500
       retries: 0
       devices:
         - {{address: {address}, profile: {profile}}}

@@ -56,9 +56,16 @@ class Collector:
                                                             (contract.GATEWAY_STATUS_SUBSCRIPTION, 1),
                                                             (contract.STATION_STATUS_SUBSCRIPTION, 1)])
         c.on_message = self._on_message
+        subscribed = threading.Event()
+        c.on_subscribe = lambda *_a: subscribed.set()
         c.connect_async("127.0.0.1", port)
         c.loop_start()
         self.client = c
+        # the callers start a gateway right after: its first readings (not retained) would reach
+        # the broker before this subscription on a loaded machine, and "every seq" would never hold
+        if not subscribed.wait(60):
+            self.stop()
+            raise AssertionError(f"the collector did not subscribe on port {port}")
 
     def _on_message(self, client, userdata, msg) -> None:
         info = contract.parse_topic(msg.topic)
@@ -168,7 +175,7 @@ def test_broker_outage_every_reading_arrives_in_order_with_original_ts(stack, tm
         # the outage lasts until the spool holds OUTAGE_S seconds of readings (a condition, not a sleep)
         eventually(lambda: spool_state(data)[0] >= 10 * OUTAGE_S, OUTAGE_S + 20, "readings queued offline")
         up_ms = int(time.time() * 1000)
-        stack.start_broker()
+        stack.start_broker(timeout=90)
         eventually(lambda: status_file(data).get("link", {}).get("state") == "connected"
                    and status_file(data)["queue"]["depth"] < 20, 40, "backlog drained")
     finally:
@@ -199,7 +206,7 @@ def test_sigkill_offline_and_mid_replay_loses_nothing(stack, tmp_path):
         gw.wait(10)
         queued, _ = spool_state(data)
         assert queued >= 2000
-        stack.start_broker()
+        stack.start_broker(timeout=90)
         col = Collector(stack.mosquitto.port)
         gw = start_gateway(site, data, stack.mqtt_url, *args)
         eventually(lambda: col.total() >= 600, 60, "replay under way")
@@ -230,7 +237,7 @@ def test_disk_budget_drops_oldest_reports_count_keeps_newest(stack, tmp_path):
     gw = start_gateway(site, data, stack.mqtt_url, "--speed", "10", "--budget-mb", "0.04")
     try:
         eventually(lambda: status_file(data).get("queue", {}).get("drops", 0) >= 200, 60, "drops counted")
-        stack.start_broker()
+        stack.start_broker(timeout=90)
         col = Collector(stack.mosquitto.port)
         eventually(lambda: any(s.get("queue", {}).get("drops", 0) >= 200 and s["online"]
                                for t, s in col.status.items() if "/_gw/" in t), 30, "drops in published status")

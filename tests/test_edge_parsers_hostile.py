@@ -132,7 +132,7 @@ def test_bridge_keeps_reading_after_poison_from_a_real_broker(stack):
     # until a good reading arrives after a poison (the source may subscribe between a round's
     # poison and its good message, so the first reading alone proves nothing)
     async def driver():
-        runner = asyncio.create_task(run_until(src, sink, sink.good_after_poison, timeout=30))
+        runner = asyncio.create_task(run_until(src, sink, sink.good_after_poison, timeout=60))
         while not runner.done():
             for p in poison:
                 pub.publish(topic, p, qos=1)

@@ -56,7 +56,7 @@ class CollectingSink:
         self.errors.append((station_id, kind))
 
 
-async def run_until(source, sink, done, timeout=15.0):
+async def run_until(source, sink, done, timeout=60.0):
     task = asyncio.create_task(source.run(sink))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
@@ -95,7 +95,7 @@ def test_serial_lines_on_a_pty_count_framing_errors_and_keep_going():
     async def main():
         async def feed():
             # pyserial flushes the input when it opens the port: write only once it is open
-            assert await asyncio.to_thread(src.opened.wait, 10), "the source never opened the port"
+            assert await asyncio.to_thread(src.opened.wait, 60), "the source never opened the port"
             os.write(master, encode("ao-a1", {"do": 5.42, "temp": 28.1}))
             os.write(master, b"$VW,ao-a1,do=9.99*00\n")  # corrupted on the wire
             os.write(master, b"\x00\x13garbage\n")

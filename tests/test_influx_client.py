@@ -59,9 +59,9 @@ def victoria(tmp_path: Path):
 
 
 def _vm_export(url: str, metric: str) -> list[dict]:
-    urllib.request.urlopen(f"{url}/internal/force_flush", timeout=5).read()
+    urllib.request.urlopen(f"{url}/internal/force_flush", timeout=30).read()
     q = urllib.parse.urlencode({"match[]": f'{{__name__="{metric}"}}'})
-    with urllib.request.urlopen(f"{url}/api/v1/export?{q}", timeout=5) as resp:
+    with urllib.request.urlopen(f"{url}/api/v1/export?{q}", timeout=30) as resp:
         return [json.loads(line) for line in resp.read().splitlines() if line.strip()]
 
 

@@ -95,13 +95,13 @@ def test_influxdb_stopped_makes_healthz_stalled_then_healthy_again_and_nothing_i
     import urllib.error
     import urllib.request
     try:
-        urllib.request.urlopen(f"http://127.0.0.1:{ingest.http_port}/healthz", timeout=5)
+        urllib.request.urlopen(f"http://127.0.0.1:{ingest.http_port}/healthz", timeout=30)
         raise AssertionError("healthz answered 200 while stalled")
     except urllib.error.HTTPError as exc:
         assert exc.code == 503 and json.loads(exc.read())["reasons"][0]["reason"] == "stalled"
     text = ingest.metrics_text()
     assert 'vw_ingest_unhealthy{reason="stalled"} 1' in text and "vw_ingest_healthy 0" in text
-    stack.start_influx()
+    stack.start_influx(timeout=90)
     eventually(lambda: count_points(stack) == 600, 60, "all 600 points after InfluxDB returns")
     eventually(lambda: (ingest.health() or {}).get("healthy") is True, 30, "healthz: healthy again")
     assert reasons_now(ingest) == [] and count_points(stack) == 600
@@ -114,7 +114,7 @@ def test_broker_stopped_makes_healthz_say_so_and_it_recovers(stack, ingest_facto
     eventually(lambda: "broker_disconnected" in reasons_now(ingest), 30, "healthz: broker_disconnected")
     assert (ingest.health() or {}).get("healthy") is False
     assert 'vw_ingest_unhealthy{reason="broker_disconnected"} 1' in ingest.metrics_text()
-    stack.start_broker()
+    stack.start_broker(timeout=90)
     eventually(lambda: (ingest.health() or {}).get("healthy") is True, 60, "healthz: healthy after reconnect")
     # and it really receives again
     now_ms = int(time.time() * 1000)

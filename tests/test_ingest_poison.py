@@ -64,7 +64,6 @@ def test_poison_interleaved_with_10000_valid_readings_lands_every_valid_one(stac
     partial_topic = contract.telemetry_topic(COMMUNE, "tram-nua")
     partial = b'{"ts": %d, "seq": 1, "metrics": {"ph": Infinity, "do": 5.5}}' % (now_ms - 1000)
     every = VALID // (len(poison) + 1)
-    started = time.monotonic()
     with Publisher(stack.mqtt_url) as pub:
         for i, r in enumerate(valid):
             pub.publish(r.topic, r.to_payload())
@@ -74,8 +73,9 @@ def test_poison_interleaved_with_10000_valid_readings_lands_every_valid_one(stac
                 else:
                     pub.publish(partial_topic, partial)
         pub.wait_acked()
-    eventually(lambda: count_points(stack, "^tram-tot-") >= VALID, 30 - (time.monotonic() - started),
-               f"all {VALID:,} valid readings in InfluxDB within 30 s of the first publish")
+    # a deadline, not a speed target (those belong in bench/): 30 s from the first publish
+    # failed on a loaded 2-core machine with nothing lost
+    eventually(lambda: count_points(stack, "^tram-tot-") >= VALID, 120, f"all {VALID:,} valid readings in InfluxDB")
     assert count_points(stack, "^tram-tot-") == VALID
     assert stack.query_values('SELECT "do", "ph" FROM "telemetry" WHERE "station" = \'tram-nua\'') == [
         [now_ms - 1000, 5.5, None]]

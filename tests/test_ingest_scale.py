@@ -48,7 +48,7 @@ class SlowInflux:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
-        self._ready.wait(10)
+        assert self._ready.wait(60), "the slow InfluxDB proxy did not start"
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -123,7 +123,7 @@ def test_broker_restart_under_load_loses_nothing(stack, ingest_factory):
             if i == total // 2:
                 eventually(lambda: count_points(stack) > 0, 30, "first points written")
                 stack.stop_broker()  # SIGTERM: Mosquitto saves its persistence file
-                stack.start_broker()
+                stack.start_broker(timeout=90)
         pub.wait_acked(120)
     eventually(lambda: count_points(stack) >= total, 90, f"{total} points after the broker restart")
     assert count_points(stack) == total

@@ -99,7 +99,7 @@ def test_edge_link(secured):
                 ca_file=ca, cert_file=cert, key_file=key)
     link.start()
     try:
-        assert link.connected.wait(15), link.last_error
+        assert link.connected.wait(60), link.last_error
     finally:
         link.stop()
 
@@ -117,7 +117,7 @@ def test_edge_mqtt_bridge_source(secured, site_dir):
     async def scenario() -> None:
         task = asyncio.create_task(source.run(types.SimpleNamespace()))
         try:
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + 60
             while not (source.client and source.client.is_connected()):
                 assert time.monotonic() < deadline, "the bridge did not connect over TLS"
                 await asyncio.sleep(0.05)

@@ -156,9 +156,9 @@ def test_portal_acceptance_resident_inspector_reply_and_live_alert(stack, portal
             c.publish(contract.alerts_topic(COMMUNE, PUBLIC), json.dumps({
                 "id": 41, "rule": "qcvn01-chlorine", "state": "firing", "severity": "critical", "limit": 0.2,
                 "value": 0.08, "message_vi": "Clo dư tự do 0,08 mg/L, dưới 0,2 mg/L", "commune": COMMUNE,
-                "station": PUBLIC}), qos=1).wait_for_publish(10)
+                "station": PUBLIC}), qos=1).wait_for_publish(30)
             c.publish(contract.telemetry_topic(COMMUNE, PUBLIC), json.dumps(
-                {"ts": int(time.time() * 1000), "seq": 7, "metrics": {"chlorine": 0.08}}), qos=1).wait_for_publish(10)
+                {"ts": int(time.time() * 1000), "seq": 7, "metrics": {"chlorine": 0.08}}), qos=1).wait_for_publish(30)
             expect(marker).to_have_attribute("data-state", "exceeded", timeout=LIVE_S * 1000)
             expect(cell).to_contain_text("0,08 mg/L", timeout=LIVE_S * 1000)
             assert marker.get_attribute("data-state") == "exceeded"

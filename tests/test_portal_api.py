@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import eventually
+from conftest import clear_of_local_midnight, eventually
 from PIL import Image
 
 from app.stack import free_port, port_open
@@ -86,6 +87,7 @@ def _post_feedback(base: str, fields: dict[str, str], photo: bytes | None = None
 
 @pytest.mark.integration
 def test_portal_stations_public_only_with_latest_and_series_downsampled(stack, portal):
+    clear_of_local_midnight()  # "đạt quy chuẩn hôm nay": the readings must fall in the portal's today
     now = int(time.time() * 1000)
     lines = [f"telemetry,commune={COMMUNE},kind=water_supply,station={PUBLIC} chlorine={0.3 + i / 10000},seq={i}i "
              f"{now - (3000 - i) * 1000}" for i in range(3000)]
@@ -120,19 +122,35 @@ def test_portal_stream_forwards_public_readings_not_private(stack, portal):
     c.connect("127.0.0.1", stack.mosquitto.port)
     c.loop_start()
     try:
+        clear_of_local_midnight()  # the summary says "hôm nay" of a reading stamped now
         now = int(time.time() * 1000)
-        # the private reading first: if it leaked it would be the first event read
-        c.publish(contract.telemetry_topic(COMMUNE, PRIVATE),
-                  json.dumps({"ts": now, "seq": 1, "metrics": {"do": 4.0}}), qos=1).wait_for_publish(10)
-        c.publish(contract.telemetry_topic(COMMUNE, PUBLIC),
-                  json.dumps({"ts": now, "seq": 2, "metrics": {"chlorine": 0.42}}), qos=1).wait_for_publish(10)
+        # The portal subscribes (QoS 0, not retained) in the background after it opens its port: a
+        # single publish could come before its subscription and the stream would wait for ever.
+        # So rounds until the first event; in each, the private reading first: if it leaked it would
+        # be the first event read.
+        first_event = threading.Event()
+
+        def rounds() -> None:
+            while not first_event.is_set():
+                c.publish(contract.telemetry_topic(COMMUNE, PRIVATE),
+                          json.dumps({"ts": now, "seq": 1, "metrics": {"do": 4.0}}), qos=1).wait_for_publish(30)
+                c.publish(contract.telemetry_topic(COMMUNE, PUBLIC),
+                          json.dumps({"ts": now, "seq": 2, "metrics": {"chlorine": 0.42}}), qos=1).wait_for_publish(30)
+                first_event.wait(0.5)  # pacing between rounds, not synchronisation
+
+        publisher = threading.Thread(target=rounds, daemon=True)
+        publisher.start()
         event = data = None
-        while data is None:
-            line = resp.readline().decode().rstrip("\n")
-            if line.startswith("event: "):
-                event = line[7:]
-            elif line.startswith("data: "):
-                data = json.loads(line[6:])
+        try:
+            while data is None:
+                line = resp.readline().decode().rstrip("\n")
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    data = json.loads(line[6:])
+        finally:
+            first_event.set()
+            publisher.join(30)
         assert event == "reading"
         assert data == {"commune": COMMUNE, "station": PUBLIC, "ts": now, "metrics": {"chlorine": 0.42},
                         "texts": {"chlorine": "0,42 mg/L"}, "state": "ok",
@@ -195,6 +213,7 @@ def _local_ms(day: date, hh: int, mm: int) -> int:
 def test_portal_open_data_daily_means_by_local_day_csv_and_json(stack, portal):
     """Daily means per local (Asia/Ho_Chi_Minh) day: 00:10 local is 17:10 UTC the day before, so a
     UTC grouping would move that reading into the previous day and the means below would differ."""
+    clear_of_local_midnight()  # the portal computes its own "today": both must be the same day
     today = datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")).date()
     d1, d2, d3 = (today - timedelta(days=n) for n in (1, 2, 3))
     tags = f"telemetry,commune={COMMUNE},kind=water_supply,station={PUBLIC}"

@@ -41,7 +41,7 @@ def test_portal_station_page_live_on_phone(stack, portal, artifacts_dir, site_di
         try:
             # the page's EventSource may still be connecting: publish until the cell changes
             cell = page.locator('tr[data-metric="chlorine"] .v')
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 60  # a loaded machine: Chromium and the portal share 2 cores
             while "0,77" not in (cell.text_content() or "") and time.monotonic() < deadline:
                 c.publish(contract.telemetry_topic(COMMUNE, PUBLIC),
                           json.dumps({"ts": int(time.time() * 1000), "seq": 1, "metrics": {"chlorine": 0.77}}))
@@ -60,7 +60,7 @@ def test_portal_station_page_live_on_phone(stack, portal, artifacts_dir, site_di
 
 def _assert_map_markers(page, public: list[str]) -> None:
     """One Leaflet marker per public station of the site files, none for a private one."""
-    page.wait_for_selector('#map[data-loaded="1"]', timeout=10_000)
+    page.wait_for_selector('#map[data-loaded="1"]', timeout=60_000)
     assert page.locator("path.vw-marker").count() == len(public)
     for station in public:
         marker = page.locator(f"path.vw-{COMMUNE}--{station}")

@@ -55,9 +55,9 @@ def test_portal_feedback_queue_assign_reply_link_and_scope(stack, scoped):  # no
     sub.loop_start()
     stream_a, stream_b = _stream(base, op_a), _stream(base, op_b)
     try:
-        assert subscribed.wait(10)
+        assert subscribed.wait(30)
         code_a = _file(base, A, "Mùi hôi từ kênh ấp 2", _jpeg_with_exif())
-        assert arrived.wait(10)
+        assert arrived.wait(30)
         code_b = _file(base, B, "Rác thải ở chợ")
         assert _read_event(stream_a, "feedback")["code"] == code_a
         assert _read_event(stream_b, "feedback")["code"] == code_b  # B's stream: A's event was never sent

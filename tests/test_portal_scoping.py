@@ -118,7 +118,7 @@ def test_portal_operator_of_a_never_sees_commune_b(stack, scoped, two_communes):
                 (contract.telemetry_topic(A, POND), {"ts": now, "seq": 2, "metrics": {"do": 4.1}}),
                 (contract.telemetry_topic(A, TAP), {"ts": now, "seq": 3, "metrics": {"chlorine": 0.4}})]
         for topic, body in msgs:
-            c.publish(topic, json.dumps(body), qos=1).wait_for_publish(10)
+            c.publish(topic, json.dumps(body), qos=1).wait_for_publish(30)
         got = {name: _events(resp, TAP) for name, resp in streams.items()}
     finally:
         c.loop_stop()

@@ -30,6 +30,7 @@ def test_readme_demo_command_in_a_fresh_clone_shows_data_within_30_s(tmp_path):
     assert command == "bash scripts/bootstrap.sh demo"
     env = {**os.environ, "VW_DEMO_DURATION": "45", "VW_HTTP_PORT": "0"}
     env.pop("VIRTUAL_ENV", None)
+    env.pop("VW_DATA_DIR", None)  # the README's defaults, in the clone (conftest sets one per test)
     proc = subprocess.Popen(command, shell=True, cwd=clone, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     banner_at = None

@@ -64,6 +64,7 @@ class SimulatedEsp32RomLoader:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rom-loader-sim", daemon=True)
         self._out_lock = threading.Lock()
+        self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> SimulatedEsp32RomLoader:
@@ -71,13 +72,21 @@ class SimulatedEsp32RomLoader:
         return self
 
     def stop(self) -> None:
+        # Like the Modbus bus simulator: a descriptor number closed here is reused by the next file
+        # this process opens, so no thread may read or write it afterwards. The reader is joined
+        # (and the pair leaked if it is still alive); the "app" boot thread and on_boot callbacks
+        # may still print: _send checks `_closed` under the same lock as the close.
         self._stop.set()
-        self._thread.join(timeout=5)
-        for fd in (self.master, self._slave):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        self._thread.join(timeout=30)
+        if self._thread.is_alive():
+            return
+        with self._out_lock:
+            self._closed = True
+            for fd in (self.master, self._slave):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
 
     def __enter__(self) -> SimulatedEsp32RomLoader:
         return self.start()
@@ -92,6 +101,8 @@ class SimulatedEsp32RomLoader:
 
     def _send(self, data: bytes) -> None:
         with self._out_lock:
+            if self._closed:
+                return  # stopped: the chip is unplugged (and the fd number may belong to another file)
             view = memoryview(data)
             deadline = time.monotonic() + 2
             while view and time.monotonic() < deadline:

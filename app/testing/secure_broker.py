@@ -105,7 +105,7 @@ class ConnectOutcome:
 
 
 def try_connect(port: int, username: str | None = None, password: str | None = None, *,
-                tls: ssl.SSLContext | None = None, timeout: float = 10) -> ConnectOutcome:
+                tls: ssl.SSLContext | None = None, timeout: float = 30) -> ConnectOutcome:
     """One MQTT 3.1.1 connection attempt. ``connected`` is True only on a successful CONNACK; a
     refused CONNACK, a TLS alert or a closed socket are all "not connected", with the reason."""
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv311)
@@ -151,7 +151,7 @@ class MqttSession:
 
     def __init__(self, port: int, username: str | None, password: str | None, *,
                  tls: ssl.SSLContext | None = None, v5: bool = False, client_id: str = "",
-                 timeout: float = 10):
+                 timeout: float = 30):
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
                                   protocol=mqtt.MQTTv5 if v5 else mqtt.MQTTv311)
         if username is not None:
@@ -175,14 +175,14 @@ class MqttSession:
         with self._lock:
             self.messages.append(msg)
 
-    def subscribe(self, topic: str, qos: int = 1, timeout: float = 10) -> list:
+    def subscribe(self, topic: str, qos: int = 1, timeout: float = 30) -> list:
         rc, mid = self.client.subscribe(topic, qos)
         assert rc == mqtt.MQTT_ERR_SUCCESS
         wait_until(lambda: mid in self._subacks, timeout, f"SUBACK for {topic}")
         return self._subacks[mid]
 
     def publish(self, topic: str, payload: bytes | str, qos: int = 1, retain: bool = False,
-                timeout: float = 10) -> None:
+                timeout: float = 30) -> None:
         info = self.client.publish(topic, payload, qos=qos, retain=retain)
         info.wait_for_publish(timeout)
 
