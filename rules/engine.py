@@ -38,7 +38,9 @@ come in order, and reordering or redelivery gives no duplicate transition: new a
 ``retracted``: late data shows it never held) are returned only with ``emit_corrections=True``
 and otherwise kept in ``engine.corrections``. A reading older than the lateness bound is
 *historical*: it joins the windows and a separate per-station state machine whose alerts carry
-``late=True`` (recorded, notified once, marked late). docs/alerts.md, "Event time".
+``late=True`` (recorded, notified once, marked late). When such a backlog reaches the bound, the
+log goes on from that machine's state (``_hand_over``), so the data close a historical alert that
+straddles the bound, or split it where a live alert begins. docs/alerts.md, "Event time".
 
 Readings flagged as sensor faults (``FAULT_FLAGS``) are not evidence: they never fire, hold or
 clear a rule and are left out of means, rates and AQI (the ``flatline`` kind still sees them).
