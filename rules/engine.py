@@ -180,6 +180,10 @@ class _Episode:
     late: bool = False  # a historical alert handed over to the log at the bound: its end is told late
     hist_end_ms: int = 0  # handed over: its last historical reading
     handed_ms: int = 0  # handed over: the first reading of the log after it
+    # the start the store knows this alert by, when it is not the data's: a live alert that a
+    # handed-over historical one runs into keeps its own start (the historical one ends there), or
+    # one stretch of time would be recorded twice (historical and live)
+    told_since: int | None = None
 
 
 class _StationRun:
@@ -395,7 +399,13 @@ class Engine:
                         # the rule: the historical one ends where the live one begins
                         out.append(self._handed_end(run, rule, match, live.since_ms))
                         told.remove(match)
-                        match = live
+                        told.remove(live)
+                        # the live alert as the data now calls it (from the historical start), known
+                        # to the store by its own start: corrections name it and never move its start
+                        # back over the historical one (whether it is still open or already ended)
+                        match = _Episode(t.since_ms, live.fired, live.end, told_since=(
+                            live.told_since if live.told_since is not None else live.since_ms))
+                        told.append(match)
                     elif t.end is None:
                         # still going on at the station's newest reading: it is *now*, and needs
                         # the live alert's reminders and escalation. The historical part ends at
@@ -422,6 +432,7 @@ class Engine:
                 out.extend(self._difference(run, rule, before, now))
                 if now is not None:
                     now.late = before.late if before is not None else False
+                    now.told_since = before.told_since if before is not None else None
                     emitted.append(now)
             run.emitted[rule_id] = emitted
         out.sort(key=lambda t: (t.ts_ms, t.state != "firing"))
@@ -443,6 +454,21 @@ class Engine:
 
     def _difference(self, run: _StationRun, rule: Rule, before: _Episode | None,
                     now: _Episode | None) -> list[Transition]:
+        out = self._data_difference(run, rule, before, now)
+        if before is not None and before.told_since is not None:
+            # an alert the store knows by another start (``_Episode.told_since``): its transitions
+            # name it, and keep, by that start
+            told = before.told_since
+            for t in out:
+                t.since_ms = told
+                if t.revises_since_ms is not None:
+                    t.revises_since_ms = told
+                if t.state == "revised" and t.ts_ms < told and before.fired is not None:
+                    t.ts_ms = before.fired.ts_ms  # it fired as told, after its (kept) start
+        return out
+
+    def _data_difference(self, run: _StationRun, rule: Rule, before: _Episode | None,
+                         now: _Episode | None) -> list[Transition]:
         if now is None:
             assert before is not None
             last = before.end or before.fired
