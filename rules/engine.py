@@ -357,9 +357,15 @@ class Engine:
             last = run.entries[k - 1]
             run.base_snap, run.base_daily_next = last.snap, last.daily_next
             del run.entries[:k], run.ts[:k]
-            start = run.ts[0] if run.ts else run.newest
-            for rule_id, episodes in run.emitted.items():
-                run.emitted[rule_id] = [ep for ep in episodes if ep.end is None or ep.end.ts_ms >= start]
+            self._forget_ended(run)
+
+    @staticmethod
+    def _forget_ended(run: _StationRun) -> None:
+        """Alerts that ended before the log's start are final: no longer compared with the log
+        (which does not hold them any more — they would look retracted)."""
+        start = run.ts[0] if run.ts else run.newest
+        for rule_id, episodes in run.emitted.items():
+            run.emitted[rule_id] = [ep for ep in episodes if ep.end is None or ep.end.ts_ms >= start]
 
     def _episodes(self, run: _StationRun, rule_id: str) -> list[_Episode]:
         """The alerts of one rule as the logged data decides them, in event order."""
@@ -521,6 +527,9 @@ class Engine:
             last = run.entries[k - 1]
             run.base_snap, run.base_daily_next = last.snap, last.daily_next
             del run.entries[:k], run.ts[:k]
+            # as in _trim: the alerts that ended in the dropped entries were reported and are final
+            # (kept, they were retracted at the next reconcile of their rule: a spell lost)
+            self._forget_ended(run)
         base = {rule_id: snap for rule_id, snap in run.base_snap.items() if snap[0] == "firing"}
         for rule_id, state in run.hist_states.items():
             if rule_id in base:
