@@ -394,12 +394,21 @@ class Engine:
             truth = self._episodes(run, rule_id)
             told = list(run.emitted.get(rule_id, []))
             pairs: list[tuple[_Episode | None, _Episode | None]] = []
+            held = False
+            mark = len(out)
             for t in truth:
                 match = next((e for e in told if e.since_ms == t.since_ms), None)
                 if match is None:
                     match = next((e for e in told if _overlap(e, t)), None)
                 if match is not None and match.late and match.handed_ms:
                     live = next((e for e in told if not e.late and _overlap(e, t)), None)
+                    if live is not None and self._after_hole(run, live.since_ms):
+                        # it "runs on into the live alert" only across a hole the backlog is still
+                        # filling: the readings of the hole may end it before (decided too early,
+                        # its end at the live start overlapped the live alert revised back to its
+                        # true start). Nothing is told for this rule until the hole fills or the wait is over.
+                        held = True
+                        break
                     if live is not None:
                         # a historical alert handed over at the bound runs on into a live alert of
                         # the rule: the historical one ends where the live one begins
@@ -425,6 +434,10 @@ class Engine:
                 if match is not None:
                     told.remove(match)
                 pairs.append((match, t))
+            if held:
+                del out[mark:]
+                run.deferred.add(rule_id)
+                continue
             pairs.extend((e, None) for e in told)
             run.deferred.discard(rule_id)
             emitted: list[_Episode] = []
@@ -550,6 +563,15 @@ class Engine:
         order (oldest-first backlogs keep event order); its alerts are marked late."""
         if reading.ts_ms <= run.hist_last:
             return []  # older still, and out of order: kept in the windows only
+        if not run.hist_unhanded and not run.hist_states:
+            # a backlog falls behind the bound: its machine goes on from the log's state at its first
+            # reading — a condition pending there (its start in the log) is carried, so a spell that
+            # straddles the moment the readings became historical still fires (from an empty
+            # state it was lost). A firing one stays the log's alert (it was told live; the store
+            # holds no historical duplicate of it, and the hand-over continues it).
+            i = bisect.bisect_right(run.ts, reading.ts_ms) - 1
+            if i >= 0:
+                run.hist_states = {k: _State(*v) for k, v in run.entries[i].snap.items() if v[0] == "pending"}
         run.hist_last = reading.ts_ms
         run.hist_unhanded = True
         facts = self._evaluate_reading(run, reading, run.hist_states)

@@ -278,6 +278,55 @@ def test_a_handed_over_alert_that_runs_into_an_ended_live_alert_is_not_recorded_
         store.close()
 
 
+def test_a_handed_over_alert_is_not_ended_at_a_live_alert_across_a_hole_the_backlog_still_fills():
+    """Found by tests/test_alerts_late.py's beyond-the-bound property (bound 30 min): DO low at
+    minutes 50–89 and 91–112; live 110–119 first, the backlog oldest-first, one per live reading.
+    At the hand-over (minute 89) the log held nothing between 89 and the live alert of 110, so the
+    historical alert "ran on into it" and was ended at 110; minute 90 (fine) then showed it ended at
+    90 and the live alert began at 91 — 91–110 recorded twice. The decision waits for the hole."""
+    n, values = 120, [5.2] * 120
+    for i in [*range(50, 90), *range(91, 113)]:
+        values[i] = 1.8
+    backlog, tail = list(range(n - 10)), list(range(n - 10, n))
+    order = [tail.pop(0)]
+    for i in backlog:
+        order.append(i)
+        if tail:
+            order.append(tail.pop(0))
+    order += tail
+    store = AlertStore(":memory:")
+    engine = Engine(RULESET, SITES, start_ms=T0, emit_corrections=True, lateness_ms=SHORT)
+    try:
+        for i in order:
+            r = Reading(C, PONDS[2], T0 + i * MIN, i, {"do": values[i]})
+            store.apply_all(engine.feed(r), lambda tr: TARGETS, T0 + n * MIN)
+        got = sorted(((a["started_ms"] - T0) // MIN, (a["resolved_ms"] - T0) // MIN, a["late"])
+                     for a in store.history() if a["rule"] == "pond-do-low")
+        assert got == [(50, 90, 1), (91, 113, 0)]
+    finally:
+        store.close()
+
+
+def test_a_condition_pending_when_the_backlog_falls_behind_the_bound_still_fires():
+    """Found by test_beyond_the_bound_… (three ponds; bound 30 min), minimised: battery 3.2 V at
+    minutes 2–4 (below 3.4: pending), 3.45 V at 5–14 (inside the hysteresis: holds), 3.9 V after;
+    minutes 0–6 arrive, then minute 38 (live), then 7–37 oldest-first. In order the alert fires at
+    12 (10 min) and ends at 15; the historical machine began from an empty state at minute 7 and
+    the spell was lost. It now starts from the log's pending state."""
+    store = AlertStore(":memory:")
+    engine = Engine(RULESET, SITES, start_ms=T0, emit_corrections=True, lateness_ms=SHORT)
+    try:
+        for i in [*range(7), 38, *range(7, 38)]:
+            battery = 3.2 if 2 <= i <= 4 else 3.45 if 5 <= i <= 14 else 3.9
+            r = Reading(C, PONDS[2], T0 + i * MIN, i, {"battery": battery})
+            store.apply_all(engine.feed(r), lambda tr: TARGETS, T0 + 39 * MIN)
+        got = [((a["started_ms"] - T0) // MIN, (a["fired_ms"] - T0) // MIN, (a["resolved_ms"] - T0) // MIN)
+               for a in store.history() if a["rule"] == "health-battery-low"]
+        assert got == [(2, 12, 15)]
+    finally:
+        store.close()
+
+
 def test_an_alert_that_ended_before_the_hand_over_is_not_retracted_by_it():
     """Found by test_beyond_the_bound_… (three ponds; bound 30 min), minimised: one pond, DO low at
     minutes 1–6 and 20–25; minutes 0–9 arrive in order, then minute 45 (the gateway is back), then
