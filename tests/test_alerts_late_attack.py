@@ -234,10 +234,12 @@ def test_within_the_bound_several_ponds_and_rule_kinds_give_the_in_order_records
 SHORT = 30 * MIN  # the bound shrunk so a property can cross it
 
 
-@pytest.mark.xfail(strict=False, reason="open: beyond the bound with a restart and ticks, a pond-do-falling "
-                   "(rate) spell of the in-order run was covered by no alert (seen with 200 examples)")
+@pytest.mark.xfail(strict=False, reason="open counterexamples beyond the bound (strict xfail tests below: a "
+                   "pending condition lost at a restart, a resumed alert's correction, a live alert across a hole "
+                   "taking a backlog spell's start); with ticks the clock's promotion also differs from the "
+                   "in-order run (not checked here)")
 @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), phases=NO_SHRINK)
-@given(case=gateway_outage(40, 120, restart=True, ticks=True))
+@given(case=gateway_outage(40, 120, restart=True, ticks=False))
 def test_beyond_the_bound_with_a_restart_nothing_is_left_open_lost_or_told_twice(case):
     truth = in_order(case, SHORT)
     store = deliver(case, SHORT)
@@ -407,5 +409,29 @@ def test_a_condition_pending_at_a_restart_still_fires():
         got = [((a["started_ms"] - T0) // MIN, a["state"]) for a in store.history()
                if a["rule"] == "health-battery-low"]
         assert got == [(0, "firing")]
+    finally:
+        store.close()
+
+
+@pytest.mark.xfail(strict=True, reason="open: a live reading after a hole fires a condition the log had pending "
+                   "from before the hole (pH 6.0 at minute 1, live 9.0 at 64: 'firing since 1' at 64); the backlog's "
+                   "historical firing since 1 is then dropped by the store as the same episode "
+                   "(AlertStore._recorded_episode), and the hand-over retracts the live one — the spell 1–22 is lost")
+def test_a_spell_is_not_lost_when_a_live_alert_took_its_start_across_a_hole():
+    """Found by test_beyond_the_bound_… (three ponds; bound 30 min), minimised to one pond's pH:
+    6.0 at minutes 1–4 (below 6.5), 6.55 to 21 (inside the hysteresis: holds), 7.5 to 63, 9.0 from
+    64; minutes 1–8 arrive, then 64 (live), then 9–63 oldest-first. In order: one alert 1–22."""
+    def ph(i: int) -> float:
+        return 6.0 if i <= 4 else 6.55 if i <= 21 else 7.5 if i <= 63 else 9.0
+
+    store = AlertStore(":memory:")
+    engine = Engine(RULESET, SITES, start_ms=T0, emit_corrections=True, lateness_ms=SHORT)
+    try:
+        for i in [*range(1, 9), 64, *range(9, 64), 65, 66]:
+            r = Reading(C, PONDS[1], T0 + i * MIN, i, {"ph": ph(i)})
+            store.apply_all(engine.feed(r), lambda tr: TARGETS, T0 + 70 * MIN)
+        got = [((a["started_ms"] - T0) // MIN, (a["resolved_ms"] - T0) // MIN) for a in store.history()
+               if a["rule"] == "pond-ph" and a["state"] != "retracted"]
+        assert got == [(1, 22)]
     finally:
         store.close()
