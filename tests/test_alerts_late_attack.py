@@ -219,7 +219,7 @@ NO_SHRINK = [Phase.explicit, Phase.reuse, Phase.generate]
 WITHIN = 24 * 60 * MIN  # every case below spans less: all orders are within the bound
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), phases=NO_SHRINK)
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), phases=NO_SHRINK)
 @given(case=gateway_outage(20, 120, restart=False, ticks=False))
 def test_within_the_bound_several_ponds_and_rule_kinds_give_the_in_order_records(case):
     truth = in_order(case, WITHIN)
@@ -238,7 +238,7 @@ SHORT = 30 * MIN  # the bound shrunk so a property can cross it
                    "pending condition lost at a restart, a resumed alert's correction, a live alert across a hole "
                    "taking a backlog spell's start); with ticks the clock's promotion also differs from the "
                    "in-order run (not checked here)")
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), phases=NO_SHRINK)
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), phases=NO_SHRINK)
 @given(case=gateway_outage(40, 120, restart=True, ticks=False))
 def test_beyond_the_bound_with_a_restart_nothing_is_left_open_lost_or_told_twice(case):
     truth = in_order(case, SHORT)
