@@ -358,9 +358,15 @@ class Engine:
             last = run.entries[k - 1]
             run.base_snap, run.base_daily_next = last.snap, last.daily_next
             del run.entries[:k], run.ts[:k]
-            start = run.ts[0] if run.ts else run.newest
-            for rule_id, episodes in run.emitted.items():
-                run.emitted[rule_id] = [ep for ep in episodes if ep.end is None or ep.end.ts_ms >= start]
+            self._forget_ended(run)
+
+    @staticmethod
+    def _forget_ended(run: _StationRun) -> None:
+        """Alerts that ended before the log's start are final: no longer compared with the log
+        (which does not hold them any more — they would look retracted)."""
+        start = run.ts[0] if run.ts else run.newest
+        for rule_id, episodes in run.emitted.items():
+            run.emitted[rule_id] = [ep for ep in episodes if ep.end is None or ep.end.ts_ms >= start]
 
     def _episodes(self, run: _StationRun, rule_id: str) -> list[_Episode]:
         """The alerts of one rule as the logged data decides them, in event order."""
@@ -520,6 +526,9 @@ class Engine:
             last = run.entries[k - 1]
             run.base_snap, run.base_daily_next = last.snap, last.daily_next
             del run.entries[:k], run.ts[:k]
+            # as in _trim: the alerts that ended in the dropped entries were reported and are final
+            # (kept, they were retracted at the next reconcile of their rule: a spell lost)
+            self._forget_ended(run)
         base = {rule_id: snap for rule_id, snap in run.base_snap.items() if snap[0] == "firing"}
         for rule_id, state in run.hist_states.items():
             if rule_id in base:
@@ -540,6 +549,15 @@ class Engine:
         order (oldest-first backlogs keep event order); its alerts are marked late."""
         if reading.ts_ms <= run.hist_last:
             return []  # older still, and out of order: kept in the windows only
+        if not run.hist_unhanded and not run.hist_states:
+            # a backlog falls behind the bound: its machine goes on from the log's state at its first
+            # reading — a condition pending there (its start in the log) is carried, so a spell that
+            # straddles the moment the readings became historical still fires (from an empty
+            # state it was lost). A firing one stays the log's alert (it was told live; the store
+            # holds no historical duplicate of it, and the hand-over continues it).
+            i = bisect.bisect_right(run.ts, reading.ts_ms) - 1
+            if i >= 0:
+                run.hist_states = {k: _State(*v) for k, v in run.entries[i].snap.items() if v[0] == "pending"}
         run.hist_last = reading.ts_ms
         run.hist_unhanded = True
         facts = self._evaluate_reading(run, reading, run.hist_states)
