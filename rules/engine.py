@@ -185,6 +185,9 @@ class _Episode:
     # The start as recorded, when the record begins later than the data's episode (the earlier part
     # is a historical alert of its own, split at the bound); None: the episode's own start.
     told_since: int | None = None
+    # ended by the historical machine (a live alert fired across a hole from a start the backlog
+    # then judged): final, kept as recorded, no longer compared with the log
+    final: bool = False
 
 
 class _StationRun:
@@ -393,9 +396,10 @@ class Engine:
         for rule_id in sorted(rule_ids):
             rule = run.rules[rule_id]
             truth = self._episodes(run, rule_id)
-            told = list(run.emitted.get(rule_id, []))
+            told = [e for e in run.emitted.get(rule_id, []) if not e.final]
             # (as told, as the data now decide, the earliest start the record may take)
-            pairs: list[tuple[_Episode | None, _Episode | None, int | None]] = []
+            pairs: list[tuple[_Episode | None, _Episode | None, int | None]] = [
+                (e, e, None) for e in run.emitted.get(rule_id, []) if e.final]
             for t in truth:
                 # told episodes are matched by the start they were recorded with, then by overlap
                 match = next((e for e in told if _told(e) == t.since_ms), None)
@@ -561,7 +565,25 @@ class Engine:
         run.hist_last = reading.ts_ms
         run.hist_unhanded = True
         facts = self._evaluate_reading(run, reading, run.hist_states)
-        return [self._transition(f.state, run.rules[f.rule_id], run.st, f, late=True) for f in facts]
+        out: list[Transition] = []
+        for f in facts:
+            live = next((ep for ep in run.emitted.get(f.rule_id, []) if not ep.late and ep.end is None
+                         and not ep.final and _told(ep) == f.since_ms), None)
+            if live is not None:
+                # The live alert of this very condition: it fired on a live reading across a hole,
+                # from a start the backlog now judges. Its firing is that alert (nothing to tell);
+                # its end, found in the backlog, closes it (the live alert is told "resolved").
+                rule = run.rules[f.rule_id]
+                if f.state == "firing" and live.fired is not None and f.ts_ms != live.fired.ts_ms:
+                    # it fired when the backlog says, not at the live reading after the hole
+                    out.append(self._transition("revised", rule, run.st, f, revises=_told(live)))
+                    live.fired = f
+                elif f.state == "resolved":
+                    live.end, live.final = f, True
+                    out.append(self._transition("resolved", rule, run.st, f))
+                continue
+            out.append(self._transition(f.state, run.rules[f.rule_id], run.st, f, late=True))
+        return out
 
     # ------------------------------------------------------------------ evaluation
     def _evaluate(self, run: _StationRun, entry: _Entry) -> list[_Fact]:

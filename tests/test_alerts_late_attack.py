@@ -413,10 +413,6 @@ def test_a_condition_pending_at_a_restart_still_fires():
         store.close()
 
 
-@pytest.mark.xfail(strict=True, reason="open: a live reading after a hole fires a condition the log had pending "
-                   "from before the hole (pH 6.0 at minute 1, live 9.0 at 64: 'firing since 1' at 64); the backlog's "
-                   "historical firing since 1 is then dropped by the store as the same episode "
-                   "(AlertStore._recorded_episode), and the hand-over retracts the live one — the spell 1–22 is lost")
 def test_a_spell_is_not_lost_when_a_live_alert_took_its_start_across_a_hole():
     """Found by test_beyond_the_bound_… (three ponds; bound 30 min), minimised to one pond's pH:
     6.0 at minutes 1–4 (below 6.5), 6.55 to 21 (inside the hysteresis: holds), 7.5 to 63, 9.0 from
