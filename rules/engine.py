@@ -436,7 +436,7 @@ class Engine:
             for before, now, clip in pairs:
                 if (now is not None and now.end is not None and (before is None or before.end is None)
                         and not any(t.fired is not None and t.since_ms > now.since_ms for t in truth)
-                        and self._after_hole(run, now.end.ts_ms)):
+                        and self._after_hole(run, now.end.ts_ms, int((rule.window_s or 0) * 1000))):
                     # (not held when a later alert of the rule has fired: this one has ended before it)
                     run.deferred.add(rule_id)  # keep it open as told until the hole fills
                     now = _Episode(now.since_ms, now.fired)
@@ -454,15 +454,24 @@ class Engine:
         self.corrections.extend(t for t in out if t.state not in ("firing", "resolved"))
         return kept
 
-    def _after_hole(self, run: _StationRun, ts: int) -> bool:
-        """The reading at ``ts`` comes after a hole in the data that a backlog may still fill."""
+    def _after_hole(self, run: _StationRun, ts: int, reach_ms: int = 0) -> bool:
+        """The verdict at ``ts`` may change when a backlog fills a hole in the data: the reading comes
+        after a hole, or (``reach_ms``: a rule judged over a window) its window spans one."""
         if max(run.newest, self.clock_ms) - ts >= HOLE_WAIT_MS:
             return False  # waited long enough, by the station's data or by the clock
+        gap = HOLE_INTERVALS * run.st.interval_s * 1000
+        fillable = run.newest - self.lateness_ms
+        later = ts
         i = bisect.bisect_left(run.ts, ts) - 1
-        while i >= 0 and run.entries[i].kind != "reading":
+        while i >= 0:
+            if run.entries[i].kind == "reading":
+                if later - run.ts[i] > gap:
+                    return run.ts[i] >= fillable
+                if run.ts[i] < ts - reach_ms:
+                    return False
+                later = run.ts[i]
             i -= 1
-        return (i >= 0 and ts - run.ts[i] > HOLE_INTERVALS * run.st.interval_s * 1000
-                and run.ts[i] >= run.newest - self.lateness_ms)
+        return False
 
     def _difference(self, run: _StationRun, rule: Rule, before: _Episode | None, now: _Episode | None,
                     clip: int | None = None) -> tuple[list[Transition], int | None]:
