@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -65,6 +67,16 @@ def eventually(predicate, timeout: float = 30.0, what: str = "condition", interv
     The deadline is at least EVENTUALLY_FLOOR_S: it costs time only when the test fails anyway, and
     10-20 s deadlines timed out on a loaded 2-core machine (a flake, not a defect)."""
     wait_until(predicate, max(timeout, EVENTUALLY_FLOOR_S), what, interval)
+
+
+async def wait_for(predicate, timeout: float, what: str, interval: float = 0.05) -> None:
+    """``eventually`` for a test running an event loop: polls without blocking the loop (the
+    service under test runs on it). The same floor on the deadline."""
+    deadline = time.monotonic() + max(timeout, EVENTUALLY_FLOOR_S)
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {max(timeout, EVENTUALLY_FLOOR_S)} s waiting for {what}")
+        await asyncio.sleep(interval)
 
 
 def clear_of_local_midnight(margin_s: float = 120.0, tz: str = "Asia/Ho_Chi_Minh") -> None:

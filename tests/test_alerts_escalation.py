@@ -24,6 +24,7 @@ import aiohttp
 import paho.mqtt.client as mqtt
 import pytest
 from aiohttp import web
+from conftest import wait_for
 
 from alerts.service import AlertService
 from alerts.settings import AlertsConfig, hash_password
@@ -48,14 +49,6 @@ def two_ponds():
     gw = site.stations[POND_A].gateway
     return {site.commune: replace(site, stations=stations, gateways={gw: site.gateways[gw]})}
 
-
-async def wait_for(pred, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + max(timeout, 60)  # a loaded 2-core machine; costs time only on failure
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.mark.integration

@@ -23,7 +23,7 @@ from pathlib import Path
 import aiohttp
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import REPO, eventually
+from conftest import REPO, eventually, wait_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -204,13 +204,6 @@ class Counting:
             return feed(reading)
         svc.engine.feed = counted
 
-
-async def wait_for(pred, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + max(timeout, 60)  # a loaded 2-core machine; costs time only on failure
-    while not pred():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def http_json(port: int, path: str) -> tuple[int, dict]:

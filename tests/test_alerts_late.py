@@ -5,7 +5,6 @@ with real Mosquitto and InfluxDB is in tests/test_alerts_late_integration.py."""
 
 from __future__ import annotations
 
-import itertools
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -281,56 +280,3 @@ def test_any_arrival_order_gives_the_in_order_records_and_no_notification_twice(
     assert got == truth
     for events in notes:
         assert len(events) == len(set(events)), events  # no notification twice for one alert
-
-
-# ------------------------------------------------- property: beyond the bound, nothing left open
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(data=st.data())
-def test_a_backlog_beyond_the_bound_leaves_no_alert_open_for_ever_and_none_twice(tmp_path_factory, data):
-    """Two hours of a pond (the bound shrunk to 30 min so a property can cross it): live readings
-    first, then the backlog oldest-first with live readings in between. Beyond the bound the engine
-    cannot promise in-order records, but it must not leave an alert open that the data closed, must
-    not record one stretch of time twice, must not lose a spell long enough to fire, and must not
-    notify the same thing twice."""
-    from alerts.store import AlertStore
-    from rules.engine import Engine
-
-    n = 120
-    lows = data.draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(1, 40)), max_size=4), label="spells")
-    values = [5.2] * n
-    for start, length in lows:
-        for i in range(start, min(n, start + length)):
-            values[i] = 1.8
-    live = data.draw(st.integers(1, 10), label="live readings first")
-    every = data.draw(st.integers(1, 30), label="backlog readings per live one")
-    backlog, tail = list(range(n - live)), list(range(n - live, n))
-    order = [tail.pop(0)]
-    for k, i in enumerate(backlog):
-        order.append(i)
-        if tail and k % every == every - 1:
-            order.append(tail.pop(0))
-    order += tail
-    t0 = base_ms()
-    store = AlertStore(tmp_path_factory.mktemp("beyond") / "a.sqlite")
-    engine = Engine(load_rule_packs(), SITES, emit_corrections=True, lateness_ms=30 * MIN)
-    try:
-        for i in order:
-            r = contract.Reading(COMMUNE, STATION, t0 + i * MIN, i, {"do": values[i]})
-            store.apply_all(engine.feed(r), lambda tr: [("webhook", "x")], t0 + n * MIN)
-        alerts = [a for a in store.history(limit=10_000) if a["rule"] == "pond-do-low" and a["state"] != "retracted"]
-        spans = sorted((a["started_ms"], a["resolved_ms"] or 2**62) for a in alerts)
-        for (_, end), (start, _) in itertools.pairwise(spans):
-            assert end <= start, spans  # no stretch of time recorded twice
-        still_low = values[-1] < 2 and values[-2] < 2 and values[-3] < 2
-        open_ = [a for a in alerts if a["state"] in ("firing", "acknowledged")]
-        assert len(open_) == (1 if still_low else 0), (open_, values[-5:])
-        assert all(a["late"] == 0 for a in open_), open_  # what is open now is live
-        for i in range(n - 2):  # every spell long enough to fire is covered by an alert
-            if values[i] < 2 and values[i + 1] < 2 and values[i + 2] < 2:
-                ts = t0 + (i + 2) * MIN
-                assert any(s <= ts <= e for s, e in spans), (i, spans)
-        for a in alerts:
-            events = [x["event"] for x in store.notifications(a["id"])]
-            assert len(events) == len(set(events)), events
-    finally:
-        store.close()

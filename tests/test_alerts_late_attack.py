@@ -251,7 +251,7 @@ def test_beyond_the_bound_with_a_restart_nothing_is_left_open_lost_or_told_twice
 
 # ------------------------------------------------------------------ counterexamples found, minimised
 def test_a_handed_over_alert_that_runs_into_an_ended_live_alert_is_not_recorded_twice():
-    """Found by tests/test_alerts_late.py's beyond-the-bound property (bound 30 min): one pond, DO
+    """Found by test_a_backlog_beyond_the_bound_… below (bound 30 min): one pond, DO
     low from minute 31 to 70 and from 74 to 113, live readings from minute 111 first (the live alert
     111–114 opens and ends), then the backlog oldest-first with a live reading every 20. At the hand-
     over the historical alert since 74 ran into the live one: the historical part was closed at 111,
@@ -261,32 +261,75 @@ def test_a_handed_over_alert_that_runs_into_an_ended_live_alert_is_not_recorded_
     assert _do_low_records(low, live=9, every=20) == [(31, 71, 1), (74, 111, 1), (111, 114, 0)]
 
 
-def _do_low_records(low: list[int], live: int, every: int, n: int = 120) -> list[tuple[int, int, int]]:
-    """One pond's DO (low at the minutes ``low``) over ``n`` minutes: the last ``live`` minutes
-    come first, then the backlog oldest-first with one live reading after every ``every``; the
-    pond-do-low records as (start, end, late) in minutes."""
-    values = [1.8 if i in low else 5.2 for i in range(n)]
+def live_first_order(n: int, live: int, every: int) -> list[int]:
+    """Minutes 0…n-1 as a gateway back from an outage sends them: the last ``live`` minutes live
+    (the first of them at once), the backlog oldest-first with one live reading after every ``every``."""
     backlog, tail = list(range(n - live)), list(range(n - live, n))
     order = [tail.pop(0)]
     for k, i in enumerate(backlog):
         order.append(i)
         if tail and k % every == every - 1:
             order.append(tail.pop(0))
-    order += tail
+    return order + tail
+
+
+def feed_do(values: list[float], order: list[int]) -> AlertStore:
+    """One pond's DO by minute, delivered in ``order`` (bound: ``SHORT``); the store (to close)."""
     store = AlertStore(":memory:")
     engine = Engine(RULESET, SITES, start_ms=T0, emit_corrections=True, lateness_ms=SHORT)
+    for i in order:
+        r = Reading(C, PONDS[2], T0 + i * MIN, i, {"do": values[i]})
+        store.apply_all(engine.feed(r), lambda tr: TARGETS, T0 + len(values) * MIN)
+    return store
+
+
+def _do_low_records(low: list[int], live: int, every: int, n: int = 120) -> list[tuple[int, int, int]]:
+    """One pond's DO (low at the minutes ``low``) over ``n`` minutes in a live-first order; the
+    pond-do-low records as (start, end, late) in minutes."""
+    store = feed_do([1.8 if i in low else 5.2 for i in range(n)], live_first_order(n, live, every))
     try:
-        for i in order:
-            r = Reading(C, PONDS[2], T0 + i * MIN, i, {"do": values[i]})
-            store.apply_all(engine.feed(r), lambda tr: TARGETS, T0 + n * MIN)
         return sorted(((a["started_ms"] - T0) // MIN, (a["resolved_ms"] - T0) // MIN, a["late"])
                       for a in store.history() if a["rule"] == "pond-do-low")
     finally:
         store.close()
 
 
+@settings(max_examples=40, deadline=None)
+@given(lows=st.lists(st.tuples(st.integers(0, 119), st.integers(1, 40)), max_size=4),
+       live=st.integers(1, 10), every=st.integers(1, 30))
+def test_a_backlog_beyond_the_bound_leaves_no_alert_open_for_ever_and_none_twice(lows, live, every):
+    """Two hours of a pond (bound ``SHORT``): live readings first, then the backlog oldest-first
+    with live readings in between. Beyond the bound the engine cannot promise in-order records, but
+    it must not leave an alert open that the data closed, must not record one stretch of time
+    twice, must not lose a spell long enough to fire, and must not notify the same thing twice."""
+    n = 120
+    values = [5.2] * n
+    for start, length in lows:
+        for i in range(start, min(n, start + length)):
+            values[i] = 1.8
+    store = feed_do(values, live_first_order(n, live, every))
+    try:
+        alerts = [a for a in store.history(limit=10_000) if a["rule"] == "pond-do-low" and a["state"] != "retracted"]
+        spans = sorted((a["started_ms"], a["resolved_ms"] or 2**62) for a in alerts)
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert end <= start, spans  # no stretch of time recorded twice
+        still_low = values[-1] < 2 and values[-2] < 2 and values[-3] < 2
+        open_ = [a for a in alerts if a["state"] in ("firing", "acknowledged")]
+        assert len(open_) == (1 if still_low else 0), (open_, values[-5:])
+        assert all(a["late"] == 0 for a in open_), open_  # what is open now is live
+        for i in range(n - 2):  # every spell long enough to fire is covered by an alert
+            if values[i] < 2 and values[i + 1] < 2 and values[i + 2] < 2:
+                ts = T0 + (i + 2) * MIN
+                assert any(s <= ts <= e for s, e in spans), (i, spans)
+        for a in alerts:
+            events = [x["event"] for x in store.notifications(a["id"])]
+            assert len(events) == len(set(events)), events
+    finally:
+        store.close()
+
+
 def test_a_handed_over_alert_is_not_ended_at_a_live_alert_across_a_hole_the_backlog_still_fills():
-    """Found by tests/test_alerts_late.py's beyond-the-bound property (bound 30 min): DO low at
+    """Found by test_a_backlog_beyond_the_bound_… below (bound 30 min): DO low at
     minutes 50–89 and 91–112; live 110–119 first, the backlog oldest-first, one per live reading.
     At the hand-over (minute 89) the log held nothing between 89 and the live alert of 110, so the
     historical alert "ran on into it" and was ended at 110; minute 90 (fine) then showed it ended at

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from conftest import wait_for
 
 from alerts.service import AlertService
 from alerts.settings import AlertsConfig
@@ -28,14 +29,6 @@ MIN = 60_000
 # notifications go to a port nobody listens on: they stay in the outbox, where they are counted
 ROUTES = [{"communes": ["*"], "min_severity": "info", "notify": ["webhook:http://127.0.0.1:9/hook"]}]
 
-
-async def wait_for(pred, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + max(timeout, 60)  # a loaded 2-core machine; costs time only on failure
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.mark.integration

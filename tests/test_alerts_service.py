@@ -20,6 +20,7 @@ import pytest
 from aiohttp import web
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
+from conftest import wait_for
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -73,14 +74,6 @@ def authenticator(server, session, envelope, mechanism, auth_data):
     ok = auth_data.login == b"xa-ttd" and auth_data.password == b"mat-khau-smtp"
     return AuthResult(success=ok, handled=True, auth_data=auth_data.login if ok else None)
 
-
-async def wait_for(pred, timeout: float, what: str):
-    deadline = time.monotonic() + max(timeout, 60)  # a loaded 2-core machine; costs time only on failure
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.mark.integration

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
+from conftest import wait_for
 
 from alerts.service import AlertService
 from alerts.settings import AlertsConfig
@@ -26,14 +27,6 @@ REPO = Path(__file__).resolve().parent.parent
 STATION = "ao-ca-tra-a3"
 MIN = 60_000
 
-
-async def wait_for(pred, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + max(timeout, 60)  # a loaded 2-core machine; costs time only on failure
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 @pytest.mark.integration
