@@ -79,6 +79,46 @@ async def wait_for(predicate, timeout: float, what: str, interval: float = 0.05)
         await asyncio.sleep(interval)
 
 
+def pond_only_sites(station: str = "ao-ca-tra-a3") -> dict:
+    """The pilot commune with one station (and its gateway) only: a test's alerts are about it alone."""
+    from dataclasses import replace
+
+    from villagewatch.sites import load_site
+
+    site = load_site(REPO / "sites" / "tan-thuan-dong.yaml")
+    st = site.stations[station]
+    return {site.commune: replace(site, stations={station: st}, gateways={st.gateway: site.gateways[st.gateway]})}
+
+
+class PondGateway:
+    """The station's gateway on a real broker: publishes the pond's readings (DO as given, the rest
+    in range) at QoS 1, each one acknowledged by the broker before ``publish`` returns."""
+
+    def __init__(self, mqtt_url: str, sites: dict, station: str, client_id: str):
+        import itertools
+
+        import paho.mqtt.client as mqtt
+
+        [self.site] = sites.values()
+        self.station = station
+        self.seq = itertools.count(1)
+        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id)
+        self.client.connect("127.0.0.1", int(mqtt_url.rsplit(":", 1)[1]))
+        self.client.loop_start()
+
+    def publish(self, ts_ms: int, do: float) -> None:
+        from villagewatch import contract
+
+        r = contract.Reading(self.site.commune, self.station, ts_ms, next(self.seq),
+                             {"do": do, "ph": 7.4, "temp": 29.0, "nh4": 0.4, "battery": 3.9, "rssi": -70},
+                             self.site.stations[self.station].gateway)
+        self.client.publish(r.topic, r.to_payload(), qos=1).wait_for_publish(30)
+
+    def close(self) -> None:
+        self.client.loop_stop()
+        self.client.disconnect()
+
+
 def clear_of_local_midnight(margin_s: float = 120.0, tz: str = "Asia/Ho_Chi_Minh") -> None:
     """Return at least ``margin_s`` before the next local midnight (waiting for it to pass if needed).
 

@@ -6,10 +6,10 @@ with real Mosquitto and InfluxDB is in tests/test_alerts_late_integration.py."""
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from conftest import pond_only_sites
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -18,7 +18,6 @@ from alerts.settings import AlertsConfig
 from rules.rulepack import load_rule_packs
 from villagewatch import contract
 from villagewatch.config import load_settings
-from villagewatch.sites import load_site
 
 REPO = Path(__file__).resolve().parent.parent
 STATION = "ao-ca-tra-a3"
@@ -27,13 +26,7 @@ HOUR = 60 * MIN
 ROUTES = [{"communes": ["*"], "min_severity": "info", "notify": ["webhook:http://127.0.0.1:9/hook"]}]
 
 
-def pond_only_site():
-    site = load_site(REPO / "sites" / "tan-thuan-dong.yaml")
-    st = site.stations[STATION]
-    return {site.commune: replace(site, stations={STATION: st}, gateways={st.gateway: site.gateways[st.gateway]})}
-
-
-SITES = pond_only_site()
+SITES = pond_only_sites(STATION)
 COMMUNE = next(iter(SITES))
 
 

@@ -7,21 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import replace
 from pathlib import Path
 
-import paho.mqtt.client as mqtt
 import pytest
-from conftest import wait_for
+from conftest import PondGateway, pond_only_sites, wait_for
 
 from alerts.service import AlertService
 from alerts.settings import AlertsConfig
 from app.stack import free_port
 from rules.engine import LATENESS_MS
 from rules.rulepack import load_rule_packs
-from villagewatch import contract
 from villagewatch.config import load_settings
-from villagewatch.sites import load_site
 
 REPO = Path(__file__).resolve().parent.parent
 STATION = "ao-ca-tra-a3"
@@ -33,20 +29,10 @@ ROUTES = [{"communes": ["*"], "min_severity": "info", "notify": ["webhook:http:/
 
 @pytest.mark.integration
 def test_late_backlog_gives_one_late_alert_one_notification_and_redelivery_adds_nothing(stack, tmp_path):
-    site = load_site(REPO / "sites" / "tan-thuan-dong.yaml")
-    st = site.stations[STATION]
-    sites = {site.commune: replace(site, stations={STATION: st}, gateways={st.gateway: site.gateways[st.gateway]})}
-    commune = site.commune
-    port = int(stack.mqtt_url.rsplit(":", 1)[1])
-    gateway = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-late-gateway")
-    gateway.connect("127.0.0.1", port)
-    gateway.loop_start()
-    seq = iter(range(1, 100_000))
-
-    def publish(ts_ms: int, do: float) -> None:
-        r = contract.Reading(commune, STATION, ts_ms, next(seq),
-                             {"do": do, "ph": 7.4, "temp": 29.0, "nh4": 0.4, "battery": 3.9, "rssi": -70}, st.gateway)
-        gateway.publish(r.topic, r.to_payload(), qos=1).wait_for_publish(30)
+    sites = pond_only_sites(STATION)
+    commune = next(iter(sites))
+    gateway = PondGateway(stack.mqtt_url, sites, STATION, "test-late-gateway")
+    publish = gateway.publish
 
     now = int(time.time() * 1000) // MIN * MIN
     old = now - LATENESS_MS - 2 * 3_600_000  # two hours beyond the bound: historical
@@ -89,4 +75,4 @@ def test_late_backlog_gives_one_late_alert_one_notification_and_redelivery_adds_
         assert [(x["id"], x["started_ms"], x["resolved_ms"]) for x in alerts] == [(a["id"], start, end)]
         assert [n["event"] for n in notes] == ["historical"]
     finally:
-        gateway.loop_stop()
+        gateway.close()

@@ -8,12 +8,11 @@ import asyncio
 import json
 import threading
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from conftest import wait_for
+from conftest import PondGateway, pond_only_sites, wait_for
 
 from alerts.service import AlertService
 from alerts.settings import AlertsConfig
@@ -21,7 +20,6 @@ from app.stack import free_port
 from rules.rulepack import load_rule_packs
 from villagewatch import contract
 from villagewatch.config import load_settings
-from villagewatch.sites import load_site
 
 REPO = Path(__file__).resolve().parent.parent
 STATION = "ao-ca-tra-a3"
@@ -31,10 +29,8 @@ MIN = 60_000
 
 @pytest.mark.integration
 def test_excursion_in_a_backlog_drained_while_live_readings_flow_gives_one_alert(stack, tmp_path):
-    site = load_site(REPO / "sites" / "tan-thuan-dong.yaml")
-    st = site.stations[STATION]
-    sites = {site.commune: replace(site, stations={STATION: st}, gateways={st.gateway: site.gateways[st.gateway]})}
-    commune = site.commune
+    sites = pond_only_sites(STATION)
+    commune = next(iter(sites))
     port = int(stack.mqtt_url.rsplit(":", 1)[1])
 
     seen: list[dict] = []
@@ -46,15 +42,8 @@ def test_excursion_in_a_backlog_drained_while_live_readings_flow_gives_one_alert
     watcher.connect("127.0.0.1", port)
     watcher.loop_start()
     assert subscribed.wait(30)
-    gateway = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="test-backlog-gateway")
-    gateway.connect("127.0.0.1", port)
-    gateway.loop_start()
-    seq = iter(range(1, 100_000))
-
-    def publish(ts_ms: int, do: float) -> None:
-        r = contract.Reading(commune, STATION, ts_ms, next(seq),
-                             {"do": do, "ph": 7.4, "temp": 29.0, "nh4": 0.4, "battery": 3.9, "rssi": -70}, st.gateway)
-        gateway.publish(r.topic, r.to_payload(), qos=1).wait_for_publish(30)
+    gateway = PondGateway(stack.mqtt_url, sites, STATION, "test-backlog-gateway")
+    publish = gateway.publish
 
     async def scenario():
         config = AlertsConfig(public_url="http://127.0.0.1:8999", http_port=free_port(), secret=b"k" * 32)
@@ -101,4 +90,4 @@ def test_excursion_in_a_backlog_drained_while_live_readings_flow_gives_one_alert
         asyncio.run(scenario())
     finally:
         watcher.loop_stop()
-        gateway.loop_stop()
+        gateway.close()
