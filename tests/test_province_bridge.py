@@ -35,6 +35,7 @@ class CuttableLink:
         self.server: asyncio.base_events.Server | None = None
         self.writers: set[asyncio.StreamWriter] = set()
         self.connections = 0
+        self.relayed = 0  # bytes carried, both ways
         threading.Thread(target=self.loop.run_forever, daemon=True).start()
         self._call(self._listen())
 
@@ -56,6 +57,7 @@ class CuttableLink:
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             try:
                 while data := await src.read(65536):
+                    self.relayed += len(data)
                     dst.write(data)
                     await dst.drain()
             except (ConnectionError, OSError):
@@ -161,10 +163,12 @@ def test_two_communes_bridged_to_the_centre_lose_nothing_when_a_link_is_cut(tmp_
             t.start()
         eventually(lambda: _count(central, "xa-0000") > 0, 30, "commune A's first readings at the centre")
         links["xa-0000"].cut()
-        landed_at_cut = _count(central, "xa-0000")
+        # the link itself, not the centre's database: points already past the link before the cut
+        # (in the central broker or an ingest batch) still land during it, more on a loaded machine
+        relayed_at_cut = links["xa-0000"].relayed
         cut_until = time.monotonic() + CUT_SECONDS
         while time.monotonic() < cut_until:  # the fault's duration, not a synchronisation
-            assert _count(central, "xa-0000") <= landed_at_cut + 200, "the cut link still carries data"
+            assert links["xa-0000"].relayed == relayed_at_cut, "the cut link still carries data"
             time.sleep(1)
         assert _count(central, "xa-0001") > 0, "commune B keeps flowing while A is cut"
         links["xa-0000"].mend()
